@@ -1,0 +1,105 @@
+"""Plain matrices (``.npy``, ``.safetensors``, ``.csv``) with a label per row."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convergent.errors import ConvergentError
+from convergent.representation import Representation
+from convergent.sources.base import reject_options, require_embed_site
+from convergent.sources.selection import parse_range
+
+
+def load_matrix(path: str) -> np.ndarray:
+    """Load a 2-D float matrix; ``file.safetensors#name`` picks one tensor of several."""
+    file_part, _, key = path.partition("#")
+    file = Path(file_part)
+    if not file.is_file():
+        raise ConvergentError(f"{file}: no such matrix file")
+    suffix = file.suffix.lower()
+    try:
+        if suffix == ".npy":
+            matrix = np.load(file, allow_pickle=False)
+        elif suffix == ".safetensors":
+            matrix = _load_safetensors(file, key)
+        elif suffix == ".csv":
+            matrix = np.loadtxt(file, delimiter=",", ndmin=2)
+        else:
+            raise ConvergentError(f"{file}: matrices must be .npy, .safetensors or .csv")
+    except ConvergentError:
+        raise
+    except Exception as err:
+        raise ConvergentError(f"{file}: cannot read the matrix ({err})") from None
+    if matrix.ndim != 2:
+        raise ConvergentError(f"{file}: expected a 2-D matrix [rows, dim], got shape {matrix.shape}")
+    if not np.issubdtype(matrix.dtype, np.number):
+        raise ConvergentError(f"{file}: the matrix is not numeric (dtype {matrix.dtype})")
+    return np.asarray(matrix, dtype=np.float64)
+
+
+def _load_safetensors(file: Path, key: str) -> np.ndarray:
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="numpy") as handle:
+        keys = list(handle.keys())
+        if not key:
+            if len(keys) != 1:
+                raise ConvergentError(
+                    f"{file}: holds {len(keys)} tensors ({', '.join(keys[:8])}); "
+                    f"pick one with {file}#NAME"
+                )
+            key = keys[0]
+        if key not in keys:
+            raise ConvergentError(f"{file}: no tensor named {key!r} (has {', '.join(keys[:8])})")
+        return handle.get_tensor(key)
+
+
+def parse_labels(spec: str | None, rows: int) -> list[int]:
+    """Row labels: ``None`` means 0..rows-1; ``A:B`` a range; else a file of integers."""
+    if spec is None:
+        return list(range(rows))
+    if ":" in spec and not Path(spec).exists():
+        labels = list(parse_range(spec, what="--labels"))
+    else:
+        file = Path(spec)
+        if not file.is_file():
+            raise ConvergentError(f"--labels {spec}: no such file and not a range A:B")
+        try:
+            raw = np.load(file) if file.suffix == ".npy" else np.loadtxt(file, ndmin=1)
+        except Exception as err:
+            raise ConvergentError(f"--labels {spec}: cannot read integers ({err})") from None
+        raw = np.asarray(raw).ravel()
+        if raw.size and not np.all(np.equal(np.mod(raw, 1), 0)):
+            raise ConvergentError(f"--labels {spec}: labels must be integers")
+        labels = [int(v) for v in raw]
+    if len(labels) != rows:
+        raise ConvergentError(f"--labels {spec}: {len(labels)} labels for a matrix of {rows} rows")
+    return labels
+
+
+@dataclass
+class MatrixSource:
+    """A matrix whose row i stands for the number ``labels[i]``."""
+
+    name: str
+    values: np.ndarray
+    labels: list[int]
+
+    def number_representations(
+        self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
+    ) -> list[Representation]:
+        require_embed_site(self.name, sites)
+        return [Representation(self.values, tuple(self.labels), self.name, "embed",
+                               meta={"kind": "matrix"})]
+
+
+def open_matrix(path: str, labels: str | None = None, **options: Any) -> MatrixSource:
+    """``matrix:PATH`` with ``labels`` (a range ``A:B`` or a file of integers)."""
+    reject_options(f"matrix:{path}", options)
+    values = load_matrix(path)
+    return MatrixSource(Path(path.partition("#")[0]).stem, values, parse_labels(labels, len(values)))
