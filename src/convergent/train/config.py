@@ -1,0 +1,208 @@
+"""Training configuration: one frozen dataclass, saved as ``config.json`` in every run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from convergent.errors import ConvergentError
+
+NEURAL_ARCHS = ("transformer", "gdn", "mamba2", "lstm")
+CLASSICAL_ARCHS = ("word2vec", "ppmi")
+ARCHS = NEURAL_ARCHS + CLASSICAL_ARCHS
+OPTIMIZERS = ("adamw", "muon")
+TOKENIZERS = ("bpe", "digit", "word")
+SCHEDULES = ("cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes of a neural model. ``d_ff`` 0 means the architecture's default multiple of width.
+
+    ``head_dim`` is used by the Transformer (``d_model // n_heads`` when 0), Gated DeltaNet
+    and Mamba-2 (their per-head state width); ``d_state``/``expand`` are Mamba-2's.
+    """
+
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    head_dim: int = 0
+    d_ff: int = 0
+    tie_embeddings: bool = False
+    d_state: int = 64
+    expand: int = 2
+    conv_size: int = 4
+    chunk_size: int = 64
+    rope_theta: float = 10000.0
+    norm_eps: float = 1e-6
+    init_std: float = 0.02
+
+    def validate(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "d_state", "expand", "conv_size",
+                     "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ConvergentError(f"model.{name} must be a positive integer")
+        if self.head_dim < 0 or self.d_ff < 0:
+            raise ConvergentError("model.head_dim and model.d_ff must be >= 0 (0 = default)")
+        if self.head_dim == 0 and self.d_model % self.n_heads:
+            raise ConvergentError(
+                f"model.d_model {self.d_model} is not divisible by model.n_heads {self.n_heads}"
+            )
+
+
+@dataclass(frozen=True)
+class EmbeddingConfig:
+    """Classical embeddings: word2vec (gensim) and PPMI + truncated SVD (scipy)."""
+
+    dim: int = 100
+    window: int = 5
+    min_count: int = 5
+    epochs: int = 5
+    sg: bool = True
+    negative: int = 5
+    ppmi_alpha: float = 0.75
+    workers: int = 1
+
+    def validate(self) -> None:
+        for name in ("dim", "window", "min_count", "epochs", "negative", "workers"):
+            if getattr(self, name) < 1:
+                raise ConvergentError(f"embedding.{name} must be a positive integer")
+        if not 0 < self.ppmi_alpha <= 1:
+            raise ConvergentError("embedding.ppmi_alpha must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a run. Equal configs give bit-identical runs (same machine).
+
+    Budgets are in tokens: ``tokens`` (total), ``checkpoint_every`` (interval),
+    ``warmup_tokens``. ``perturb`` is ``None``, ``swap``, ``unigram``, ``isolate-K`` or
+    ``context-L`` (see :mod:`convergent.train.perturb`).
+    """
+
+    arch: str = "transformer"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    corpus: str = "bundled"
+    tokenizer: str = "bpe"
+    vocab_size: int = 4096
+    perturb: str | None = None
+    optimizer: str = "adamw"
+    lr: float = 3e-3
+    muon_lr: float = 0.0
+    min_lr_ratio: float = 0.1
+    schedule: str = "cosine"
+    warmup_tokens: int = 50_000
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    tokens: int = 1_000_000
+    batch_size: int = 16
+    seq_len: int = 128
+    seed: int = 0
+    checkpoint_every: int = 100_000
+    max_documents: int = 0
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        return max(1, self.tokens // self.tokens_per_step)
+
+    @property
+    def neural(self) -> bool:
+        return self.arch in NEURAL_ARCHS
+
+    def validate(self) -> TrainConfig:
+        """Raise ConvergentError naming the first bad field; return self."""
+        if self.arch not in ARCHS:
+            raise ConvergentError(f"arch {self.arch!r}: choose one of {', '.join(ARCHS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ConvergentError(
+                f"optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
+            )
+        if self.tokenizer not in TOKENIZERS:
+            raise ConvergentError(
+                f"tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise ConvergentError(
+                f"schedule {self.schedule!r}: choose one of {', '.join(SCHEDULES)}"
+            )
+        if self.max_documents < 0:
+            raise ConvergentError("max_documents must be >= 0 (0 = all)")
+        for name in ("vocab_size", "tokens", "batch_size", "seq_len", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConvergentError(
+                    f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.lr <= 0 or self.muon_lr < 0:
+            raise ConvergentError("lr must be > 0 and muon_lr >= 0 (0 = same as lr)")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConvergentError("min_lr_ratio must be in [0, 1]")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.warmup_tokens < 0:
+            raise ConvergentError("grad_clip, weight_decay and warmup_tokens must be >= 0")
+        if self.vocab_size < 1200 and self.tokenizer == "bpe":
+            raise ConvergentError(
+                f"vocab_size {self.vocab_size}: the bpe tokenizer needs at least 1200 entries "
+                "(1110 are the digit strings of length 1-3)"
+            )
+        if self.arch in CLASSICAL_ARCHS and self.optimizer != "adamw":
+            raise ConvergentError(f"--optimizer does not apply to {self.arch}")
+        if self.neural and self.tokens < self.tokens_per_step:
+            raise ConvergentError(
+                f"tokens {self.tokens} is less than one step (batch_size x seq_len = "
+                f"{self.tokens_per_step})"
+            )
+        from convergent.train.perturb import parse_perturbation
+
+        parse_perturbation(self.perturb, self.arch)
+        self.model.validate()
+        self.embedding.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        data = dict(data)
+        nested = {"model": ModelConfig, "embedding": EmbeddingConfig}
+        for key, kind in nested.items():
+            if key in data:
+                data[key] = _build(kind, data[key], key)
+        return _build(cls, data, "config")
+
+    def save(self, path: str | Path) -> None:
+        from convergent.io import write_json_atomic
+
+        write_json_atomic(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConvergentError(f"{path}: cannot read the training config ({err})") from None
+        if not isinstance(data, dict):
+            raise ConvergentError(f"{path}: the training config is not a JSON object")
+        return cls.from_dict(data)
+
+
+def _build(kind: type, data: Any, where: str) -> Any:
+    if isinstance(data, kind):
+        return data
+    if not isinstance(data, dict):
+        raise ConvergentError(f"{where}: expected a JSON object")
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConvergentError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return kind(**data)

@@ -1,0 +1,109 @@
+"""Pieces shared by the model families: the LM shell, SwiGLU, causal depthwise conv, init."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convergent.train.config import ModelConfig
+
+
+def ffn_width(config: ModelConfig) -> int:
+    """``d_ff`` or Llama's 8/3 x width, rounded up to a multiple of 32."""
+    if config.d_ff:
+        return config.d_ff
+    return int(math.ceil(8 * config.d_model / 3 / 32) * 32)
+
+
+def head_dim(config: ModelConfig) -> int:
+    return config.head_dim or config.d_model // config.n_heads
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, d_model: int, d_ff: int) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(d_model, 2 * d_ff, bias=False)
+        self.down = nn.Linear(d_ff, d_model, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class CausalConv(nn.Module):
+    """Depthwise causal 1-D convolution over time on [B, T, C] inputs."""
+
+    def __init__(self, channels: int, kernel: int) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, padding=kernel - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.shape[1]
+        return self.conv(x.transpose(1, 2))[..., :t].transpose(1, 2)
+
+
+class LanguageModel(nn.Module):
+    """Embedding -> ``blocks`` (each maps [B, T, d] -> [B, T, d]) -> RMSNorm -> head.
+
+    Weight names are fixed for every family: ``embed.weight`` (input embedding) and
+    ``head.weight`` (output embedding; absent when tied, then the head is ``embed.weight``).
+    """
+
+    def __init__(self, config: ModelConfig, vocab_size: int, blocks: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.embed = nn.Embedding(vocab_size, config.d_model)
+        self.blocks = blocks
+        self.norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
+        self.head = None if config.tie_embeddings else nn.Linear(
+            config.d_model, vocab_size, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = self.config.init_std
+        for name, module in self.named_modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+                if name.endswith(("out_proj", "down", "o_proj")):
+                    module.weight.data /= math.sqrt(2 * self.config.n_layers)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=std)
+        for module in self.modules():
+            reset = getattr(module, "reset_special", None)
+            if reset is not None:
+                reset()
+
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.blocks(self.embed(ids)))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, T, V] for token ids [B, T]."""
+        h = self.hidden(ids)
+        return self.head(h) if self.head is not None else h @ self.embed.weight.T
+
+    def loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean next-token cross-entropy over ``tokens`` [B, L+1] (``mask`` [B, L] selects)."""
+        logits = self(tokens[:, :-1])
+        targets = tokens[:, 1:]
+        if mask is not None:
+            targets = targets.masked_fill(~mask, -100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
+                               targets.reshape(-1), ignore_index=-100)
+
+
+class Residual(nn.Module):
+    """Pre-norm residual: x + f(norm(x))."""
+
+    def __init__(self, d_model: int, eps: float, inner: nn.Module) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model, eps=eps)
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.inner(self.norm(x))

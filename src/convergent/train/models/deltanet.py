@@ -1,0 +1,140 @@
+"""Gated DeltaNet (Yang, Kautz & Hatamizadeh 2024) in plain PyTorch.
+
+Per head, with state S [d_k, d_v], log-decay g_t <= 0 and write strength beta_t in (0, 1):
+    S_t = exp(g_t) S_{t-1} + k_t (beta_t (v_t - S^T_{t-1,decayed} k_t))^T,   o_t = S_t^T q_t
+:func:`recurrent_gated_delta_rule` runs this step by step (the reference);
+:func:`chunk_gated_delta_rule` is the chunked parallel (WY) form used for training. The
+layer follows the paper / Qwen3-Next: short causal convolutions on q, k, v, L2-normalized
+q and k, output RMSNorm gated by SiLU(W_g x), then a SwiGLU MLP per block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from convergent.train.config import ModelConfig
+from convergent.train.models.common import (
+    CausalConv,
+    LanguageModel,
+    Residual,
+    SwiGLU,
+    ffn_width,
+    head_dim,
+)
+
+
+def recurrent_gated_delta_rule(q, k, v, g, beta):
+    """Step-by-step reference. q, k [B, H, T, Dk], v [B, H, T, Dv], g, beta [B, H, T]."""
+    b, h, t, dk = k.shape
+    state = q.new_zeros(b, h, dk, v.shape[-1])
+    outs = []
+    for i in range(t):
+        state = state * g[:, :, i].exp()[..., None, None]
+        memory = (state * k[:, :, i, :, None]).sum(-2)
+        delta = (v[:, :, i] - memory) * beta[:, :, i, None]
+        state = state + k[:, :, i, :, None] * delta[:, :, None, :]
+        outs.append((state * q[:, :, i, :, None]).sum(-2))
+    return torch.stack(outs, dim=2)
+
+
+def chunk_gated_delta_rule(q, k, v, g, beta, chunk: int = 64):
+    """Chunked parallel form, equal to :func:`recurrent_gated_delta_rule` up to rounding.
+
+    Within a chunk the delta-rule updates form a unit lower-triangular system
+    (I + A) U = beta V solved with ``torch.linalg.solve_triangular`` (the WY form); across
+    chunks the state is carried by one matmul per chunk.
+    """
+    b, h, t, dk = k.shape
+    dv = v.shape[-1]
+    chunk = min(chunk, t)
+    pad = (-t) % chunk
+    if pad:
+        q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
+        g, beta = F.pad(g, (0, pad)), F.pad(beta, (0, pad))
+    n = (t + pad) // chunk
+    q, k, v = (x.reshape(b, h, n, chunk, -1) for x in (q, k, v))
+    g = g.reshape(b, h, n, chunk).cumsum(-1)
+    beta = beta.reshape(b, h, n, chunk, 1)
+    k_beta = k * beta
+    lower = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    decay = (g[..., :, None] - g[..., None, :]).masked_fill(~lower, float("-inf")).exp()
+    a = (k_beta @ k.transpose(-1, -2) * decay).masked_fill(lower.logical_not().logical_or(
+        torch.eye(chunk, dtype=torch.bool, device=q.device)), 0.0)
+    eye = torch.eye(chunk, dtype=q.dtype, device=q.device)
+    rhs = torch.cat((v * beta, k_beta * g.exp()[..., None]), dim=-1)
+    solved = torch.linalg.solve_triangular(a + eye, rhs, upper=False, unitriangular=True)
+    u, w = solved[..., :dv], solved[..., dv:]
+    attn = q @ k.transpose(-1, -2) * decay
+    q_decayed = q * g.exp()[..., None]
+    k_tail = k * (g[..., -1:] - g).exp()[..., None]
+    tail = g[..., -1].exp()[..., None, None]
+    state = q.new_zeros(b, h, dk, dv)
+    outs = []
+    for i in range(n):
+        v_new = u[:, :, i] - w[:, :, i] @ state
+        outs.append(q_decayed[:, :, i] @ state + attn[:, :, i] @ v_new)
+        state = state * tail[:, :, i] + k_tail[:, :, i].transpose(-1, -2) @ v_new
+    out = torch.stack(outs, dim=2).reshape(b, h, n * chunk, dv)
+    return out[:, :, :t]
+
+
+class GatedDeltaNet(nn.Module):
+    """The token mixer; ``mode`` picks the chunked (default) or the recurrent kernel."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.heads, self.dim = config.n_heads, head_dim(config)
+        self.chunk, self.mode = config.chunk_size, "chunk"
+        inner = self.heads * self.dim
+        self.qkv = nn.Linear(config.d_model, 3 * inner, bias=False)
+        self.conv = CausalConv(3 * inner, config.conv_size)
+        self.gates = nn.Linear(config.d_model, 2 * self.heads, bias=False)  # decay, beta
+        self.gate_out = nn.Linear(config.d_model, inner, bias=False)
+        self.A_log = nn.Parameter(torch.zeros(self.heads))
+        self.dt_bias = nn.Parameter(torch.zeros(self.heads))
+        self.out_norm = nn.RMSNorm(self.dim, eps=config.norm_eps)
+        self.out_proj = nn.Linear(inner, config.d_model, bias=False)
+
+    def reset_special(self) -> None:
+        """Mamba-style gate init: A in [1, 16], dt in [1e-3, 1e-1] (log-uniform)."""
+        with torch.no_grad():
+            self.A_log.copy_(torch.empty(self.heads).uniform_(1, 16).log())
+            dt = torch.exp(torch.empty(self.heads).uniform_(math.log(1e-3), math.log(1e-1)))
+            self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q, k, v = F.silu(self.conv(self.qkv(x))).view(b, t, 3, self.heads, self.dim).permute(
+            2, 0, 3, 1, 4)
+        q = F.normalize(q, dim=-1) / math.sqrt(self.dim)
+        k = F.normalize(k, dim=-1)
+        decay, write = self.gates(x).float().transpose(1, 2).chunk(2, dim=1)
+        g = -self.A_log.float().exp()[:, None] * F.softplus(decay + self.dt_bias[:, None])
+        beta = write.sigmoid()
+        if self.mode == "chunk":
+            o = chunk_gated_delta_rule(q, k, v, g, beta, self.chunk)
+        else:
+            o = recurrent_gated_delta_rule(q, k, v, g, beta)
+        o = self.out_norm(o.transpose(1, 2)) * F.silu(self.gate_out(x)).view(
+            b, t, self.heads, self.dim)
+        return self.out_proj(o.reshape(b, t, -1))
+
+
+class Block(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.mixer = Residual(config.d_model, config.norm_eps, GatedDeltaNet(config))
+        self.mlp = Residual(config.d_model, config.norm_eps,
+                            SwiGLU(config.d_model, ffn_width(config)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.mixer(x))
+
+
+def build(config: ModelConfig, vocab_size: int) -> LanguageModel:
+    return LanguageModel(config, vocab_size,
+                         nn.Sequential(*[Block(config) for _ in range(config.n_layers)]))

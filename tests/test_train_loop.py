@@ -1,0 +1,116 @@
+"""The training loop: falling loss, exact resume after a kill, config and checkpoint errors."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from convergent.errors import ConvergentError
+from convergent.train import ModelConfig, TrainConfig, train
+from convergent.train.checkpoint import list_checkpoints
+
+
+def make_corpus(path, docs: int = 60, seed: int = 0):
+    """Small text with numbers in regular contexts (so a tiny model can learn something)."""
+    rng = random.Random(seed)
+    words = ["the", "year", "was", "a", "time", "of", "growth", "and", "people", "in", "many",
+             "states", "paid", "tax"]
+    lines = []
+    for _ in range(docs):
+        parts = []
+        for _ in range(40):
+            n = rng.randrange(0, 200)
+            parts.append(f"{' '.join(rng.sample(words, 4))} {n} and {n + 1} .")
+        lines.append(json.dumps({"text": " ".join(parts)}))
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def tiny_config(corpus: str, arch: str = "transformer", **changes) -> TrainConfig:
+    base = TrainConfig(
+        arch=arch, corpus=corpus, vocab_size=1300,
+        model=ModelConfig(d_model=32, n_layers=2, n_heads=2, chunk_size=8, d_state=8),
+        tokens=16 * 8 * 12, batch_size=8, seq_len=16, checkpoint_every=16 * 8 * 4,
+        warmup_tokens=256, lr=3e-3,
+    )
+    return base.replace(**changes)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    return make_corpus(folder / "text.jsonl")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+
+
+def test_loss_falls_and_checkpoints_appear(corpus, tmp_path):
+    result = train(tiny_config(corpus), tmp_path / "run", progress=False)
+    assert result.complete and result.steps == 12
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics[-1]["loss"] < metrics[0]["loss"] - 0.5
+    steps = [c.step for c in list_checkpoints(tmp_path / "run")]
+    assert steps == [0, 4, 8, 12]
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["complete"] and [c["step"] for c in manifest["checkpoints"]] == steps
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_after_kill_is_bit_exact(corpus, tmp_path, optimizer):
+    config = tiny_config(corpus, optimizer=optimizer)
+    straight = train(config, tmp_path / "straight", progress=False)
+    partial = train(config, tmp_path / "resumed", progress=False, stop_after=7)
+    assert not partial.complete and partial.steps == 7  # killed after step 7, ckpt at 4
+    assert [c.step for c in list_checkpoints(tmp_path / "resumed")] == [0, 4]
+    resumed = train(config, tmp_path / "resumed", progress=False)
+    assert resumed.complete and resumed.steps == straight.steps
+    a = load_file(str(tmp_path / "straight/checkpoints/step-00000012/model.safetensors"))
+    b = load_file(str(tmp_path / "resumed/checkpoints/step-00000012/model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    sa = load_file(str(tmp_path / "straight/checkpoints/step-00000012/optimizer.safetensors"))
+    sb = load_file(str(tmp_path / "resumed/checkpoints/step-00000012/optimizer.safetensors"))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_different_config_is_refused(corpus, tmp_path):
+    config = tiny_config(corpus, tokens=16 * 8 * 2)
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(ConvergentError, match=r"different config.*lr"):
+        train(config.replace(lr=1e-3), tmp_path / "run", progress=False)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(corpus, tmp_path):
+    config = tiny_config(corpus)
+    train(config, tmp_path / "run", progress=False, stop_after=5)
+    weights = tmp_path / "run/checkpoints/step-00000004/model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(ConvergentError, match="corrupt"):
+        train(config, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"arch": "rnn"}, "arch"), ({"optimizer": "sgd"}, "optimizer"),
+     ({"tokens": 10}, "less than one step"), ({"perturb": "isolate-x"}, "perturbation"),
+     ({"model": ModelConfig(d_model=30, n_heads=4)}, "divisible")],
+)
+def test_bad_configs(corpus, changes, message):
+    with pytest.raises(ConvergentError, match=message):
+        tiny_config(corpus, **changes).validate()
+
+
+def test_config_json_round_trip(corpus, tmp_path):
+    config = tiny_config(corpus, optimizer="muon", perturb="context-4")
+    config.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == config
+    with pytest.raises(ConvergentError, match="unknown field"):
+        TrainConfig.from_dict({"arch": "lstm", "width": 3})
