@@ -29,11 +29,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_bytes_atomic(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None]) -> Path:
     """Write through ``writer(file)`` into a temporary file, then rename it to ``path``."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            writer(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        writer(handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return Path(path)
 
 

@@ -32,7 +32,8 @@ class Representation:
         values = np.asarray(self.values)
         if values.ndim != 2:
             raise ConvergentError(
-                f"{self.source} ({self.site}): expected a 2-D matrix [n, d], got shape {values.shape}"
+                f"{self.source} ({self.site}): expected a 2-D matrix [n, d], "
+                f"got shape {values.shape}"
             )
         if len(self.labels) != values.shape[0]:
             raise ConvergentError(

@@ -36,7 +36,9 @@ def load_matrix(path: str) -> np.ndarray:
     except Exception as err:
         raise ConvergentError(f"{file}: cannot read the matrix ({err})") from None
     if matrix.ndim != 2:
-        raise ConvergentError(f"{file}: expected a 2-D matrix [rows, dim], got shape {matrix.shape}")
+        raise ConvergentError(
+            f"{file}: expected a 2-D matrix [rows, dim], got shape {matrix.shape}"
+        )
     if not np.issubdtype(matrix.dtype, np.number):
         raise ConvergentError(f"{file}: the matrix is not numeric (dtype {matrix.dtype})")
     return np.asarray(matrix, dtype=np.float64)
@@ -94,12 +96,16 @@ class MatrixSource:
         self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
     ) -> list[Representation]:
         require_embed_site(self.name, sites)
-        return [Representation(self.values, tuple(self.labels), self.name, "embed",
-                               meta={"kind": "matrix"})]
+        return [
+            Representation(
+                self.values, tuple(self.labels), self.name, "embed", meta={"kind": "matrix"}
+            )
+        ]
 
 
 def open_matrix(path: str, labels: str | None = None, **options: Any) -> MatrixSource:
     """``matrix:PATH`` with ``labels`` (a range ``A:B`` or a file of integers)."""
     reject_options(f"matrix:{path}", options)
     values = load_matrix(path)
-    return MatrixSource(Path(path.partition("#")[0]).stem, values, parse_labels(labels, len(values)))
+    name = Path(path.partition("#")[0]).stem
+    return MatrixSource(name, values, parse_labels(labels, len(values)))

@@ -98,7 +98,9 @@ def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
     try:
         from gensim.models import KeyedVectors
     except ModuleNotFoundError:
-        raise ConvergentError(f"{path}: reading word vectors needs gensim (pip install gensim)")
+        raise ConvergentError(
+            f"{path}: reading word vectors needs gensim (pip install gensim)"
+        ) from None
     try:
         if file.suffix in (".kv", ".model"):
             kv = KeyedVectors.load(str(file), mmap="r")

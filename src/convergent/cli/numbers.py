@@ -1,0 +1,228 @@
+"""``convergent numbers``: Fourier spectrum, mod-T probes and Fisher for number embeddings."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+MODEL_OPTIONS = (
+    "templates",
+    "pooling",
+    "batch_size",
+    "dtype",
+    "device",
+    "revision",
+    "trust_remote_code",
+)
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "numbers",
+        help="Fourier spikes, mod-T separability and Fisher diagnostics of number embeddings",
+        description="Analyse e(n) for n in --numbers from each SOURCE; writes results.json, "
+        "numbers.png and numbers.svg to --out.",
+    )
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="bundled name (glove-6b-50d, smollm2-135m, minilm-l6), word-vector "
+        "file, matrix:PATH, run:DIR[@step], cache:DIR, Hugging Face folder or id",
+    )
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument(
+        "--numbers",
+        default="0:1000",
+        help="half-open range A:B of numbers (default 0:1000, i.e. 0..999)",
+    )
+    p.add_argument(
+        "--labels",
+        help="matrix sources: the number of each row, as a range A:B "
+        "or a file of integers (default 0..rows-1)",
+    )
+    p.add_argument(
+        "--contiguous",
+        action="store_true",
+        help="if numbers are missing, use the longest contiguous range present",
+    )
+    p.add_argument("--moduli", default="2:11", help="half-open range of moduli (default 2:11)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--permutations",
+        type=int,
+        default=200,
+        help="random orderings for the spike p-value (default 200; 0 skips)",
+    )
+    p.add_argument(
+        "--site",
+        action="append",
+        default=None,
+        help="embed (default), unembed, final_norm, layer:7 or layer:all; repeatable",
+    )
+    p.add_argument(
+        "--template",
+        dest="templates",
+        action="append",
+        default=None,
+        help="model sources: a context template containing {n}; repeatable",
+    )
+    p.add_argument(
+        "--pooling",
+        choices=["last", "mean"],
+        default=None,
+        help="model sources: state at the number's last token (default) or mean",
+    )
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--dtype", default=None, help="model sources: float32 (default) or bfloat16")
+    p.add_argument("--device", default=None, help="model sources: cpu (default), cuda, mps")
+    p.add_argument("--revision", default=None, help="hub sources: a revision or commit")
+    p.add_argument("--trust-remote-code", action="store_true", default=None)
+    p.add_argument(
+        "--dynamics",
+        action="store_true",
+        help="run sources: analyse every checkpoint; writes dynamics.png",
+    )
+    p.set_defaults(func=run)
+
+
+def _source_options(spec: str, args: argparse.Namespace) -> dict[str, Any]:
+    from convergent.sources.resolve import MATRIX_SUFFIXES
+
+    options = {name: getattr(args, name) for name in MODEL_OPTIONS}
+    if spec.startswith("matrix:") or Path(spec).suffix.lower() in MATRIX_SUFFIXES:
+        options["labels"] = args.labels
+    return options
+
+
+def run(args: argparse.Namespace) -> int:
+    from convergent.errors import ConvergentError
+    from convergent.sources import open_source, parse_range
+
+    numbers = parse_range(args.numbers)
+    moduli = list(parse_range(args.moduli, what="--moduli"))
+    sites = args.site or ["embed"]
+    settings = {
+        "moduli": moduli,
+        "folds": args.folds,
+        "seed": args.seed,
+        "permutations": args.permutations,
+    }
+    if args.labels and not any(
+        s.startswith("matrix:") or Path(s).suffix in (".npy", ".csv", ".safetensors")
+        for s in args.sources
+    ):
+        raise ConvergentError("--labels applies only to matrix sources (matrix:PATH)")
+    entries: list[dict[str, Any]] = []
+    dynamics: list[dict[str, Any]] = []
+    for spec in args.sources:
+        source = open_source(spec, **_source_options(spec, args))
+        if args.dynamics:
+            dynamics.extend(_dynamics(spec, source, numbers, sites, args.contiguous, settings))
+        entries.extend(_analyse(source, numbers, sites, args.contiguous, settings))
+    _write(args.out, entries, dynamics)
+    _print_table(entries)
+    print(f"wrote {args.out / 'results.json'}, {args.out / 'numbers.png'}")
+    return 0
+
+
+def _analyse(
+    source: Any, numbers: range, sites: list[str], contiguous: bool, settings: dict[str, Any]
+) -> list[dict[str, Any]]:
+    import warnings
+
+    from convergent.numbers.analysis import analyze_representation
+    from convergent.sources import require_numbers
+
+    entries = []
+    for rep in source.number_representations(list(numbers), sites):
+        chosen = require_numbers(rep, numbers, contiguous=contiguous)
+        if len(chosen.labels) < len(numbers):
+            print(
+                f"{rep.name}: using numbers {chosen.labels[0]}..{chosen.labels[-1]} "
+                "(the longest contiguous range present)"
+            )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = analyze_representation(chosen, **settings)
+        for warning in caught:
+            print(f"warning: {warning.message}")
+        entries.append(result.to_dict())
+    return entries
+
+
+def _dynamics(
+    spec: str,
+    source: Any,
+    numbers: range,
+    sites: list[str],
+    contiguous: bool,
+    settings: dict[str, Any],
+) -> list[dict[str, Any]]:
+    from convergent.errors import ConvergentError
+
+    if not hasattr(source, "checkpoints"):
+        raise ConvergentError(f"{spec}: --dynamics needs a training run (run:DIR)")
+    points = []
+    for step, tokens, checkpoint in source.checkpoints():
+        for entry in _analyse(checkpoint, numbers, sites, contiguous, settings):
+            points.append(
+                {
+                    "source": spec,
+                    "step": step,
+                    "tokens": tokens,
+                    "site": entry["site"],
+                    "periods": {
+                        t: {"phi": p["phi"], "kappa": p["kappa"], "spike": p["spike"]}
+                        for t, p in entry["periods"].items()
+                    },
+                }
+            )
+    return points
+
+
+def _write(out: Path, entries: list[dict[str, Any]], dynamics: list[dict[str, Any]]) -> None:
+    from convergent.io import write_json_atomic
+    from convergent.report.numbers import plot_numbers
+
+    payload: dict[str, Any] = {"sources": entries}
+    if dynamics:
+        payload["dynamics"] = dynamics
+    out.mkdir(parents=True, exist_ok=True)
+    plot_numbers(entries, [out / "numbers.png", out / "numbers.svg"])
+    if any(e["site"].startswith("layer.") for e in entries):
+        from convergent.report.layers import plot_layers
+
+        plot_layers(entries, [out / "layers.png", out / "layers.svg"])
+    if dynamics:
+        from convergent.report.dynamics import plot_dynamics
+
+        by_site: dict[str, list[dict[str, Any]]] = {}
+        for point in dynamics:
+            by_site.setdefault(f"{point['source']}:{point['site']}", []).append(point)
+        first = next(iter(by_site.values()))
+        plot_dynamics(first, [out / "dynamics.png", out / "dynamics.svg"])
+    write_json_atomic(out / "results.json", payload)
+
+
+def _print_table(entries: list[dict[str, Any]]) -> None:
+    shown = [t for t in ("2", "5", "10") if entries and t in entries[0]["periods"]]
+    header = f"{'source':<28} {'numbers':>9} {'dim':>5} " + " ".join(
+        f"{'Phi_' + t:>9} {'spike':>6} {'kappa_' + t:>9}" for t in shown
+    )
+    print(header)
+    for e in entries:
+        label = e["name"] if e["site"] == "embed" else f"{e['name']}:{e['site']}"
+        cells = []
+        for t in shown:
+            p = e["periods"][t]
+            base = p.get("baseline_kappa")
+            kappa = f"{p['kappa']:.1f}" + ("*" if p.get("explained_by_tokens") else "")
+            cells.append(f"{p['phi']:>9.3g} {p['spike']:>6.1f} {kappa:>9}")
+            del base
+        span = f"{e['numbers'][0]}..{e['numbers'][1]}"
+        print(f"{label[:28]:<28} {span:>9} {e['dim']:>5} " + " ".join(cells))
+    if any(p.get("explained_by_tokens") for e in entries for p in e["periods"].values()):
+        print("* explained by the token-identity control (baseline_kappa within 5 points)")

@@ -1,0 +1,1 @@
+"""Figures and reports; they read results (dicts from ``to_dict``) only."""
