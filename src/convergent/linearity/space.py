@@ -1,0 +1,152 @@
+"""Gather the vectors of a pair set from a source: per relation, subject and object rows in
+the output space g (unembedding rows, or the word vectors) and the input space f (context
+embeddings of the word, a layer's residual state, or the word vectors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from convergent.errors import ConvergentError
+from convergent.linearity.pairs import FilterReport, PairSet, filter_pairs
+from convergent.linearity.predictors import Context, Predictor
+
+TOKEN_POLICIES = ("single", "last", "mean")
+
+
+@dataclass(frozen=True, eq=False)
+class RelationSpace:
+    """Per relation, rows aligned with the pairs: g_* output space, f_* input space.
+
+    ``reference_g``/``reference_f``: the rows whose covariance defines the causal/whitened
+    inner products (the whole unembedding for an LM; the vocabulary for word vectors; the
+    context embeddings of every pair word for f).
+    """
+
+    source: str
+    pairs: PairSet
+    g_sub: Mapping[str, np.ndarray]
+    g_obj: Mapping[str, np.ndarray]
+    f_sub: Mapping[str, np.ndarray]
+    f_obj: Mapping[str, np.ndarray]
+    reference_g: np.ndarray
+    reference_f: np.ndarray
+    same_space: bool
+    g_name: str
+    f_name: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def objects(self) -> dict[str, list[str]]:
+        return {r: [o for _, o in ps] for r, ps in self.pairs.relations.items()}
+
+    def describe(self) -> dict[str, Any]:
+        return {"output": self.g_name, "input": self.f_name, "same_space": self.same_space,
+                "dim": int(self.reference_g.shape[1]), **dict(self.meta)}
+
+
+def _split(pairs: PairSet, rows: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    sub = {r: np.stack([rows[s] for s, _ in ps]) for r, ps in pairs.relations.items()}
+    obj = {r: np.stack([rows[o] for _, o in ps]) for r, ps in pairs.relations.items()}
+    return sub, obj
+
+
+def static_space(
+    source: Any, pairs: PairSet, min_pairs: int = 2, max_pairs: int | None = None,
+) -> tuple[RelationSpace, FilterReport]:
+    """Word vectors (``word_rows``): f = g = the word's vector; words missing in the
+    vocabulary are tried lowercased (GloVe is uncased), else dropped."""
+    vocab = getattr(source, "vocab", None)
+    if vocab is None or not hasattr(source, "word_rows"):
+        raise ConvergentError(f"{getattr(source, 'name', source)}: not a word-vector source")
+    key = {}
+    for w in pairs.words:
+        key[w] = w if w in vocab else (w.lower() if w.lower() in vocab else None)
+    kept, report = filter_pairs(
+        pairs, lambda w: None if key[w] else "not in the vocabulary",
+        "in the vocabulary (lowercased if needed)", min_pairs, max_pairs,
+    )
+    words = kept.words
+    present, vecs = source.word_rows([key[w] for w in words])
+    rows = dict(zip(words, vecs, strict=True))
+    assert len(present) == len(words)
+    sub, obj = _split(kept, rows)
+    space = RelationSpace(
+        source.name, kept, sub, obj, sub, obj, np.asarray(source.vectors),
+        np.asarray(source.vectors), True, "embed", "embed",
+        {"kind": "static", "vocabulary": len(vocab)},
+    )
+    return space, report
+
+
+def _token_reason(predictor: Predictor, policy: str) -> tuple[dict[str, Context], Any]:
+    cache: dict[str, Context] = {}
+
+    def reason(word: str) -> str | None:
+        ids = cache.setdefault(word, predictor.word_tokens(word))
+        if not ids:
+            return "no tokens"
+        if policy == "single" and len(ids) > 1:
+            return f"{len(ids)} tokens"
+        return None
+
+    return cache, reason
+
+
+def predictor_space(
+    predictor: Predictor,
+    pairs: PairSet,
+    site: str = "final",
+    tokens: str = "single",
+    min_pairs: int = 2,
+    max_pairs: int | None = None,
+) -> tuple[RelationSpace, FilterReport]:
+    """g = unembedding rows of the word's token(s); f = the state at the word's last token in
+    the context BOS + word (``site`` 'final' = the unembedding input f(x), or 'layer.K').
+
+    ``tokens``: 'single' keeps single-token words only (Park et al.); 'last' uses the last
+    token's unembedding row, 'mean' the mean of the word's token rows.
+    """
+    if tokens not in TOKEN_POLICIES:
+        raise ConvergentError(f"--tokens {tokens}: expected one of {', '.join(TOKEN_POLICIES)}")
+    layer = _parse_site(site, predictor)
+    cache, reason = _token_reason(predictor, tokens)
+    rule = {"single": "single-token words (leading space)",
+            "last": "any tokenization; last token", "mean": "any tokenization; token mean"}
+    kept, report = filter_pairs(pairs, reason, rule[tokens], min_pairs, max_pairs)
+    words = kept.words
+    g_all = predictor.g()
+    g_rows = {}
+    for w in words:
+        ids = list(cache[w])
+        g_rows[w] = g_all[ids[-1]] if tokens != "mean" else g_all[ids].mean(axis=0)
+    prefix = predictor.encode("")
+    contexts = [prefix + cache[w] for w in words]
+    f_mat = predictor.f(contexts) if layer is None else predictor.hidden(contexts, layer)
+    f_rows = dict(zip(words, f_mat, strict=True))
+    g_sub, g_obj = _split(kept, g_rows)
+    f_sub, f_obj = _split(kept, f_rows)
+    space = RelationSpace(
+        predictor.name, kept, g_sub, g_obj, f_sub, f_obj, g_all, f_mat, False, "unembed",
+        site, {"kind": "predictor", "tokens": tokens, "vocabulary": int(g_all.shape[0])},
+    )
+    return space, report
+
+
+def _parse_site(site: str, predictor: Predictor) -> int | None:
+    if site == "final":
+        return None
+    name, _, num = site.replace(":", ".").partition(".")
+    if name != "layer" or not num.isdigit():
+        raise ConvergentError(f"--site {site}: expected 'final' or 'layer.K'")
+    n_layers = getattr(predictor, "n_layers", None)
+    if n_layers is None:
+        raise ConvergentError(f"{predictor.name}: has no layers; use --site final")
+    if int(num) >= n_layers:
+        raise ConvergentError(f"--site {site}: {predictor.name} has layers 0..{n_layers - 1}")
+    return int(num)
+
