@@ -1,0 +1,244 @@
+"""``convergent origins``: watch linear concept representations emerge in next-token training."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from convergent.errors import ConvergentError
+
+DEFAULT_LM = "smollm2-135m"
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "origins",
+        help="simulate the latent-concept model and train next-token models on it",
+        description=(
+            "Train a next-token model on the latent-concept model of Jiang et al. (2024) and "
+            "measure, over training, within-concept parallelism, between-concept orthogonality "
+            "(Euclidean and causal inner product), embedding/unembedding alignment and concept "
+            "probes. Writes results.json and figures to --out. See docs/origins.md."
+        ),
+    )
+    sim = p.add_argument_group("simulation")
+    sim.add_argument("--concepts", type=int, default=None, help="number m of concepts (6)")
+    sim.add_argument(
+        "--structure",
+        default="independent",
+        help="independent, chain, or a JSON/TOML file describing a DAG (default independent)",
+    )
+    sim.add_argument(
+        "--coupling",
+        type=float,
+        default=0.8,
+        help="correlation of neighbours in a chain (default 0.8)",
+    )
+    sim.add_argument(
+        "--reveal",
+        default="0.5",
+        help="probability a context reveals a concept: one number or one per "
+        "concept, comma-separated (default 0.5)",
+    )
+    sim.add_argument(
+        "--noise",
+        type=float,
+        default=0.1,
+        help="probability a revealed value is shown flipped (default 0.1; 0 = "
+        "contradicting tokens have probability 0)",
+    )
+    sim.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help="train on N simulated samples (default: the exact distribution)",
+    )
+    train = p.add_argument_group("training")
+    train.add_argument("--model", choices=("loglinear", "neural"), default="loglinear")
+    train.add_argument("--dim", type=int, default=32, help="representation dimension d")
+    train.add_argument("--hidden", type=int, default=64, help="hidden width of --model neural")
+    train.add_argument("--optimizer", choices=("gd", "sgd", "adam", "muon"), default="gd")
+    train.add_argument(
+        "--lr", type=float, default=None, help="learning rate (per-optimizer default)"
+    )
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="minibatch size (default full batch; 512 for sgd)",
+    )
+    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--init-scale", type=float, default=0.01)
+    train.add_argument("--weight-decay", type=float, default=0.0)
+    train.add_argument("--checkpoints", type=int, default=30, help="number of measurements")
+    train.add_argument("--seed", type=int, default=0)
+    sweep = p.add_argument_group("sweep")
+    sweep.add_argument(
+        "--sweep",
+        action="store_true",
+        help="run every optimizer x dimension and draw one comparison figure",
+    )
+    sweep.add_argument("--optimizers", default="gd,sgd,adam,muon")
+    sweep.add_argument("--dims", default="2,4,8,16,32")
+    lm = p.add_argument_group("real LM")
+    lm.add_argument(
+        "--compare-lm",
+        nargs="?",
+        const=DEFAULT_LM,
+        default=None,
+        metavar="SPEC",
+        help=f"also measure concept pairs on an LM's unembedding ({DEFAULT_LM})",
+    )
+    lm.add_argument(
+        "--pairs",
+        default=None,
+        help="analogy file for --compare-lm (default gensim's questions-words.txt)",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from convergent.io import write_json_atomic
+    from convergent.origins import figures
+    from convergent.origins.simulator import Simulator
+    from convergent.origins.training import TrainConfig
+
+    out = Path(args.out)
+    sim = Simulator.make(_structure(args), _floats(args.reveal, "--reveal"), args.noise)
+    config = TrainConfig(
+        model=args.model,
+        dim=args.dim,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        samples=args.samples,
+        init_scale=args.init_scale,
+        hidden=args.hidden,
+        weight_decay=args.weight_decay,
+        checkpoints=args.checkpoints,
+        seed=args.seed,
+    )
+    progress = not args.no_progress
+    lm = _compare_lm(args) if args.compare_lm else None
+    if args.sweep:
+        from convergent.origins.sweep import run_sweep
+
+        if args.lr is not None:
+            raise ConvergentError("--lr does not apply to --sweep: each optimizer uses its default")
+        dims = [int(d) for d in _floats(args.dims, "--dims")]
+        result = run_sweep(
+            sim,
+            replace(config, optimizer="gd"),
+            args.optimizers.split(","),
+            dims,
+            out,
+            progress=progress,
+        )
+        data = result.to_dict()
+        if lm is not None:
+            data["lm"] = lm.to_dict()
+        write_json_atomic(out / "sweep.json", data)
+        figures.save_figure(figures.sweep_figure(result.records), out / "sweep.png")
+        print(_sweep_table(result.records))
+        print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
+        return 0
+    from convergent.origins.state import clear_state
+    from convergent.origins.training import train
+
+    result_run = train(sim, config, state_dir=out, progress=progress)
+    data = result_run.to_dict()
+    if lm is not None:
+        data["lm"] = lm.to_dict()
+    _save_weights(result_run, out / "weights.safetensors")
+    write_json_atomic(out / "results.json", data)
+    figures.save_figure(figures.evolution_figure(result_run), out / "evolution.png")
+    figures.save_figure(figures.cosine_figure(result_run, lm), out / "cosines.png")
+    clear_state(out)
+    print(_run_line("simulation", data["final"]["summary"]))
+    if lm is not None:
+        print(_run_line(lm.source, data["lm"]["summary"]))
+    print(f"wrote {out / 'results.json'}, {out / 'evolution.png'} and {out / 'cosines.png'}")
+    return 0
+
+
+def _structure(args: argparse.Namespace) -> Any:
+    from convergent.origins import structure as st
+
+    m = 6 if args.concepts is None else args.concepts
+    if args.structure == "independent":
+        return st.independent(m)
+    if args.structure == "chain":
+        return st.chain(m, coupling=args.coupling)
+    loaded = st.load_structure(args.structure)
+    if args.concepts is not None and args.concepts != loaded.m:
+        raise ConvergentError(
+            f"--concepts {args.concepts} disagrees with {args.structure} ({loaded.m} concepts)"
+        )
+    return loaded
+
+
+def _floats(text: str, flag: str) -> float | list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConvergentError(f"{flag}: expected comma-separated numbers, got {text!r}") from None
+    if not values:
+        raise ConvergentError(f"{flag}: no values given")
+    return values[0] if len(values) == 1 and flag == "--reveal" else values
+
+
+def _compare_lm(args: argparse.Namespace) -> Any:
+    from convergent.origins.real_lm import analogy_pairs, lm_concept_geometry, open_unembedding
+
+    pairs = analogy_pairs(args.pairs)
+    values, tokens, name = open_unembedding(args.compare_lm)
+    result = lm_concept_geometry(
+        values,
+        tokens,
+        pairs,
+        source=name,
+        seed=args.seed,
+        meta={"pairs_file": args.pairs or "gensim:questions-words.txt"},
+    )
+    total_kept, total_dropped = sum(result.kept.values()), sum(result.dropped.values())
+    print(f"{name}: kept {total_kept} single-token pairs, dropped {total_dropped}")
+    return result
+
+
+def _save_weights(run: Any, path: Path) -> None:
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from convergent.io import atomic_path
+
+    tensors = {
+        "unembedding": np.ascontiguousarray(run.unembedding, dtype=np.float32),
+        "context_embedding": np.ascontiguousarray(run.context_embedding, dtype=np.float32),
+        "context_ids": np.ascontiguousarray(run.seen_contexts, dtype=np.int64),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+
+
+def _run_line(label: str, summary: dict[str, Any]) -> str:
+    return (
+        f"{label}: within-concept cos {summary['within_mean']:.3f}, between |cos| Euclidean "
+        f"{summary['between_euclid_mean_abs']:.3f}, causal {summary['between_causal_mean_abs']:.3f}"
+    )
+
+
+def _sweep_table(records: Any) -> str:
+    lines = [f"{'optimizer':<9} {'d':>4} {'within':>7} {'euclid':>7} {'causal':>7} {'excess':>9}"]
+    for r in records:
+        lines.append(
+            f"{r['optimizer']:<9} {r['dim']:>4} {r['within_mean']:>7.3f} "
+            f"{r['between_euclid_mean_abs']:>7.3f} {r['between_causal_mean_abs']:>7.3f} "
+            f"{r['excess_loss']:>9.2e}"
+        )
+    return "\n".join(lines)
