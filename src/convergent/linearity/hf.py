@@ -22,14 +22,12 @@ from convergent.linearity.predictors import Context, Reparameterization
 
 
 def _blocks(model: Any) -> Sequence[Any]:
-    """The list of transformer blocks (issue-3 site table when present, else common paths)."""
+    """The list of transformer blocks: the extraction site table, else common paths."""
     try:
-        from convergent.extract import sites  # type: ignore[attr-defined]
+        from convergent.extract.sites import site_table
 
-        found = getattr(sites, "blocks", None)
-        if callable(found):
-            return found(model)
-    except ImportError:
+        return site_table(model).blocks_of(model)
+    except (ImportError, ConvergentError, AttributeError):
         pass
     for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers",
                  "backbone.layers", "layers", "blocks"):

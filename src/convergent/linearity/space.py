@@ -56,7 +56,7 @@ def _split(pairs: PairSet, rows: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
 
 
 def static_space(
-    source: Any, pairs: PairSet, min_pairs: int = 2, max_pairs: int | None = None,
+    source: Any, pairs: PairSet, min_pairs: int = 3, max_pairs: int | None = None,
 ) -> tuple[RelationSpace, FilterReport]:
     """Word vectors (``word_rows``): f = g = the word's vector; words missing in the
     vocabulary are tried lowercased (GloVe is uncased), else dropped."""
@@ -102,7 +102,7 @@ def predictor_space(
     pairs: PairSet,
     site: str = "final",
     tokens: str = "single",
-    min_pairs: int = 2,
+    min_pairs: int = 3,
     max_pairs: int | None = None,
 ) -> tuple[RelationSpace, FilterReport]:
     """g = unembedding rows of the word's token(s); f = the state at the word's last token in

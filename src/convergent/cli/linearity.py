@@ -1,0 +1,82 @@
+"""``convergent linearity``: parallelism, relational linearity, probing and steering of
+concept pairs under the Euclidean, causal and a random inner product."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "linearity",
+        help="linear properties of relations (parallel differences, relation maps, probes, "
+        "steering) under Euclidean, causal and random inner products",
+        description="Writes linearity.json, linearity_relations.png/.svg and "
+        "linearity_directions.png/.svg to --out.",
+    )
+    p.add_argument("source", metavar="SOURCE",
+                   help="glove-6b-50d, smollm2-135m, a word-vector file, hf:ID_OR_DIR, "
+                   "run:DIR, a model folder")
+    p.add_argument("--pairs", default="google-analogy",
+                   help="google-analogy (default) or a TSV/JSONL file of subject, object, "
+                   "relation")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--site", default="final",
+                   help="models: subject representation f, 'final' (input of the "
+                   "unembedding, default) or layer.K")
+    p.add_argument("--tokens", choices=["single", "last", "mean"], default="single",
+                   help="models: keep single-token words (default) or use the last token / "
+                   "mean of tokens")
+    p.add_argument("--steer-layer", type=int, default=None,
+                   help="models: also steer at the residual stream after block K")
+    p.add_argument("--max-pairs", type=int, default=None,
+                   help="keep at most this many pairs per relation (file order)")
+    p.add_argument("--min-pairs", type=int, default=3,
+                   help="drop relations with fewer pairs after filtering (default 3)")
+    p.add_argument("--alpha", type=float, default=0.1, help="relative ridge penalty (0.1)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from convergent.errors import ConvergentError
+    from convergent.io import write_json_atomic
+    from convergent.linearity.analyze import analyze_linearity
+    from convergent.linearity.figures import plot_directions, plot_relations
+    from convergent.linearity.open import is_word_vectors, open_target
+    from convergent.linearity.pairs import load_pairs
+    from convergent.linearity.space import predictor_space, static_space
+
+    if args.folds < 2:
+        raise ConvergentError(f"--folds {args.folds}: need at least 2")
+    pairs = load_pairs(args.pairs).require(getattr(args, 'min_pairs', 3))
+    target = open_target(args.source)
+    steering = None
+    if is_word_vectors(target):
+        if args.site != "final" or args.steer_layer is not None or args.tokens != "single":
+            raise ConvergentError(
+                f"{args.source}: word vectors have no sites, tokens or layers to steer"
+            )
+        space, report = static_space(target, pairs, args.min_pairs, args.max_pairs)
+    else:
+        space, report = predictor_space(target, pairs, args.site, args.tokens, args.min_pairs,
+                                        args.max_pairs)
+        if args.steer_layer is not None:
+            from convergent.linearity.steer import neutral_contexts, steering_layer
+
+            steering = steering_layer(target, space.pairs, args.steer_layer,
+                                      neutral_contexts(target), args.seed)
+    print(f"{args.source}: {report.summary()}")
+    result = analyze_linearity(space, report, args.seed, args.alpha, args.folds, steering)
+    out = args.out
+    write_json_atomic(out / "linearity.json", {**result.to_dict(), "summary": result.summary()})
+    plot_relations(result, [out / "linearity_relations.png", out / "linearity_relations.svg"])
+    plot_directions(result, [out / "linearity_directions.png",
+                             out / "linearity_directions.svg"])
+    for key, vals in result.summary().items():
+        print(f"  {key:10s} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))
+    print(f"wrote {out / 'linearity.json'}")
+    return 0
