@@ -1,0 +1,161 @@
+"""Run an extraction into a cache folder: plan, estimate, shard by shard, resumable.
+
+A run writes ``cache.json``, ``manifest.json`` and ``shards/NNNNN.safetensors``. The
+manifest is rewritten (atomically) after every shard, so a killed run resumes at the first
+missing shard and produces the same cache; a folder holding a different extraction is
+refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from convergent.errors import ConvergentError
+from convergent.extract.engine import Engine
+from convergent.extract.manifest import (
+    VERSION,
+    disk_bytes,
+    human_bytes,
+    is_cache,
+    plan_hash,
+    read_manifest,
+    write_manifest,
+)
+from convergent.extract.shards import write_shard
+from convergent.extract.templates import encode, own_tokens, render
+
+SHARD_SIZE = 256
+
+
+@dataclass(frozen=True)
+class ItemPlan:
+    """The items a model can represent, with their token ids, and those it cannot."""
+
+    labels: tuple[Any, ...]
+    items: tuple[str, ...]
+    token_ids: tuple[tuple[int, ...], ...]
+    context_token_ids: tuple[tuple[int, ...], ...]
+    dropped: tuple[Any, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) for k, v in self.__dict__.items()}
+
+
+def plan_items(tokenizer: Any, labels: Sequence[Any], kind: str, templates: Sequence[str],
+               name: str) -> ItemPlan:
+    """Tokenize every item alone and in the first template; items that need the unknown
+    token are dropped (and reported); none left is an error."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    kept, items, own, ctx, dropped = [], [], [], [], []
+    for label in labels:
+        item = str(label)
+        ids = own_tokens(tokenizer, item)
+        text, span = render(templates[0], item, kind)
+        placed = encode(tokenizer, text, span).item_ids if ids else ()
+        if not ids or (unk is not None and (unk in ids or unk in placed)):
+            dropped.append(label)
+            continue
+        kept.append(label)
+        items.append(item)
+        own.append(ids)
+        ctx.append(placed)
+    if not kept:
+        what = "numbers" if kind == "numbers" else "words"
+        raise ConvergentError(
+            f"{name}: its vocabulary has none of the {len(labels)} requested {what} "
+            f"(every one needs the unknown token {getattr(tokenizer, 'unk_token', None)!r})"
+        )
+    return ItemPlan(tuple(kept), tuple(items), tuple(own), tuple(ctx), tuple(dropped))
+
+
+def run_extraction(
+    engine: Engine,
+    plan: ItemPlan,
+    out: str | Path,
+    identity: dict[str, Any],
+    shard_size: int = SHARD_SIZE,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+    meta: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Extract ``plan``'s items with ``engine`` into the cache folder ``out``; returns the
+    final manifest. ``identity`` names the model (source, revision, weight hash) and is
+    part of the plan a resumed run must match; ``meta`` is extra provenance."""
+    from tqdm.auto import tqdm
+
+    folder = Path(out)
+    config = engine.config
+    spec = {
+        **identity,
+        "kind": config.kind,
+        "sites": list(config.sites),
+        "templates": list(config.templates),
+        "pooling": config.pooling,
+        "dtype": config.dtype,
+        "labels": list(plan.labels),
+        "shard_size": shard_size,
+    }
+    digest = plan_hash(spec)
+    manifest = _existing(folder, digest)
+    if manifest is not None and manifest["complete"]:
+        return manifest
+    widths = engine.widths()
+    n = len(plan.items)
+    if log is not None:
+        size = human_bytes(disk_bytes(n, widths, config.dtype))
+        log(f"extracting {len(config.sites)} site(s) x {n} {config.kind} x "
+            f"{len(config.templates)} template(s) from {identity.get('source')}: about "
+            f"{size} on disk in {folder}" + (" (resuming)" if manifest else ""))
+    if manifest is None:
+        manifest = {
+            "version": VERSION,
+            "plan_hash": digest,
+            "plan": spec,
+            "source": identity.get("source"),
+            "widths": widths,
+            "token_ids": [list(t) for t in plan.token_ids],
+            "context_token_ids": [list(t) for t in plan.context_token_ids],
+            "dropped": list(plan.dropped),
+            "site_table": engine.table.to_dict(),
+            "meta": meta or {},
+            "shards": [],
+            "complete": False,
+        }
+        write_manifest(folder, manifest)
+    done = {s["start"] for s in manifest["shards"] if (folder / s["file"]).is_file()}
+    manifest["shards"] = [s for s in manifest["shards"] if s["start"] in done]
+    bar = tqdm(total=n, unit=config.kind[:-1], disable=not progress, desc="extract")
+    for index, start in enumerate(range(0, n, shard_size)):
+        stop = min(start + shard_size, n)
+        if start in done:
+            bar.update(stop - start)
+            continue
+        tensors = engine.run(plan.items[start:stop], plan.token_ids[start:stop])
+        name = write_shard(folder, index, tensors)
+        manifest["shards"].append({"file": name, "start": start, "stop": stop})
+        manifest["shards"].sort(key=lambda s: s["start"])
+        write_manifest(folder, manifest)
+        bar.update(stop - start)
+    bar.close()
+    manifest["complete"] = True
+    write_manifest(folder, manifest)
+    return manifest
+
+
+def _existing(folder: Path, digest: str) -> dict[str, Any] | None:
+    """The manifest of a resumable run of the same plan, None for a fresh folder."""
+    if is_cache(folder):
+        manifest = read_manifest(folder)
+        if manifest.get("plan_hash") != digest:
+            raise ConvergentError(
+                f"{folder}: holds a different extraction (model, sites, items, templates, "
+                "pooling or dtype differ); choose another --out or delete it"
+            )
+        return manifest
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise ConvergentError(f"{folder}: exists and is not an extraction cache; "
+                              "choose an empty or new folder")
+    return None

@@ -1,0 +1,77 @@
+"""Tiny random-weight Hugging Face models built from configs, with tiny word-level tokenizers.
+
+``make_model(kind, folder)`` saves a model (safetensors) and a fast tokenizer to ``folder``.
+Tokenizers: ``digits`` splits every digit (like SmolLM2), ``whole`` keeps 0..99 as single
+tokens (like BERT's WordPiece for small numbers), ``nodigits`` has no digits at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WORDS = ["The", "number", "I", "counted", "apples", ".", "x", "=", "word", "thought",
+         "about", "the", "today", "cat", "dog", "red", "blue", "Paris", "is", "a"]
+VOCAB = 64
+ARCHS = ("llama", "gpt2", "gpt_neox", "mamba", "mamba2", "bert")
+
+
+def make_tokenizer(style: str = "digits"):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS]
+    if style == "digits":
+        tokens += [str(d) for d in range(10)]
+    elif style == "whole":
+        tokens += [str(d) for d in range(100)]
+    vocab = {t: i for i, t in enumerate(tokens)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    splits = [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()]
+    if style == "digits":
+        splits.append(pre_tokenizers.Digits(individual_digits=True))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(splits)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]"), len(tokens)
+
+
+def make_config(arch: str, vocab: int):
+    import transformers as tf
+
+    small = dict(vocab_size=vocab, hidden_size=16, num_hidden_layers=3)
+    if arch == "llama":
+        return tf.LlamaConfig(**small, intermediate_size=32, num_attention_heads=2,
+                              num_key_value_heads=1, tie_word_embeddings=False,
+                              pad_token_id=0, bos_token_id=None, eos_token_id=None)
+    if arch == "gpt2":
+        return tf.GPT2Config(vocab_size=vocab, n_embd=16, n_layer=3, n_head=2, n_positions=64,
+                             bos_token_id=None, eos_token_id=None)
+    if arch == "gpt_neox":
+        return tf.GPTNeoXConfig(**small, intermediate_size=32, num_attention_heads=2,
+                                bos_token_id=None, eos_token_id=None)
+    if arch == "mamba":
+        return tf.MambaConfig(**small, state_size=4, bos_token_id=None, eos_token_id=None,
+                              pad_token_id=0)
+    if arch == "mamba2":
+        return tf.Mamba2Config(**small, num_heads=4, head_dim=8, state_size=4, n_groups=1,
+                               expand=2, chunk_size=8, bos_token_id=None, eos_token_id=None,
+                               pad_token_id=0)
+    if arch == "bert":
+        return tf.BertConfig(**small, num_attention_heads=2, intermediate_size=32,
+                             max_position_embeddings=64, pad_token_id=0)
+    raise ValueError(arch)
+
+
+def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0) -> Path:
+    """Save a random-weight ``arch`` model with a ``style`` tokenizer into ``folder``."""
+    import torch
+    from transformers import AutoModel, AutoModelForCausalLM
+
+    tokenizer, n_tokens = make_tokenizer(style)
+    torch.manual_seed(seed)
+    config = make_config(arch, max(VOCAB, n_tokens))
+    cls = AutoModel if arch == "bert" else AutoModelForCausalLM
+    model = cls.from_config(config).eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
