@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+from numbers_fixtures import planted
+
+from convergent.numbers.basis import principal_basis
+from convergent.numbers.fourier import dft_power_at, period_powers, spectrum
+
+
+def test_spectrum_matches_the_papers_dft_formula():
+    values = np.random.default_rng(1).standard_normal((120, 7)) + 0.3
+    spec = spectrum(principal_basis(values))
+    assert spec.frequency[-1] == pytest.approx(0.5)
+    for k in (0, 1, 7, 12, 60):
+        assert spec.power[k] == pytest.approx(dft_power_at(values, k / 120), rel=1e-9)
+    assert np.median(spec.magnitude[1:]) == pytest.approx(1.0)
+
+
+def test_wide_matrices_use_the_gram_basis_without_changing_the_spectrum():
+    values = np.random.default_rng(2).standard_normal((40, 90))
+    spec = spectrum(principal_basis(values))
+    direct = [dft_power_at(values, k / 40) for k in range(21)]
+    np.testing.assert_allclose(spec.power, direct, rtol=1e-8)
+
+
+def test_phi_is_the_sum_over_harmonics():
+    values = planted(n=500, dim=10, seed=3)
+    powers = period_powers(principal_basis(values), [5, 10], permutations=0)
+    for period in (5, 10):
+        centred = values - values.mean(axis=0)
+        expected = sum(dft_power_at(centred, ell / period) for ell in range(1, period))
+        assert powers[period].phi == pytest.approx(expected, rel=1e-9)
+
+
+def test_planted_periods_spike_and_others_do_not():
+    values = planted(n=600, dim=24, periods=(2, 5), amplitude=2.0, seed=4)
+    powers = period_powers(principal_basis(values), range(2, 11), permutations=199, seed=0)
+    for period in (2, 5, 10):  # 10 contains the harmonics of both 2 and 5
+        assert powers[period].spike > 5
+        assert powers[period].p_value == pytest.approx(1 / 200)
+    for period in (3, 7, 9):
+        assert powers[period].spike < 2
+        assert powers[period].p_value > 0.01
+
+
+def test_null_mean_is_the_average_over_random_orderings():
+    values = np.random.default_rng(5).standard_normal((60, 4))
+    basis = principal_basis(values)
+    observed = period_powers(basis, [3, 4], permutations=0)
+    rng = np.random.default_rng(0)
+    shuffled = [
+        period_powers(principal_basis(values[rng.permutation(60)]), [3, 4], permutations=0)
+        for _ in range(3000)
+    ]
+    for period in (3, 4):
+        mean = np.mean([s[period].phi for s in shuffled])
+        assert observed[period].phi / observed[period].spike == pytest.approx(mean, rel=0.04)
