@@ -92,8 +92,9 @@ def register(subparsers: Any) -> None:
     )
     lm.add_argument(
         "--pairs",
-        default=None,
-        help="analogy file for --compare-lm (default gensim's questions-words.txt)",
+        default="google-analogy",
+        help="concept pairs for --compare-lm: google-analogy (gensim's questions-words.txt, "
+        "the default) or a TSV/JSONL pairs file",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true")
@@ -194,9 +195,9 @@ def _floats(text: str, flag: str) -> float | list[float]:
 
 
 def _compare_lm(args: argparse.Namespace) -> Any:
-    from convergent.origins.real_lm import analogy_pairs, lm_concept_geometry, open_unembedding
+    from convergent.origins.real_lm import concept_pairs, lm_concept_geometry, open_unembedding
 
-    pairs = analogy_pairs(args.pairs)
+    pairs = concept_pairs(args.pairs)
     values, tokens, name = open_unembedding(args.compare_lm)
     result = lm_concept_geometry(
         values,
@@ -204,7 +205,7 @@ def _compare_lm(args: argparse.Namespace) -> Any:
         pairs,
         source=name,
         seed=args.seed,
-        meta={"pairs_file": args.pairs or "gensim:questions-words.txt"},
+        meta={"pairs": args.pairs},
     )
     total_kept, total_dropped = sum(result.kept.values()), sum(result.dropped.values())
     print(f"{name}: kept {total_kept} single-token pairs, dropped {total_dropped}")

@@ -128,19 +128,32 @@ def lm_concept_geometry(
     )
 
 
-def analogy_pairs(path: str | Path | None = None) -> dict[str, list[tuple[str, str]]]:
-    """Concept pairs from the Google analogy file (each line ``a b c d`` gives a->b, c->d).
+def concept_pairs(spec: str = "google-analogy") -> dict[str, list[tuple[str, str]]]:
+    """Concept -> (base, target) pairs: ``google-analogy`` (gensim's questions-words.txt) or a
+    pairs file, through the shared loader :func:`convergent.linearity.pairs.load_pairs`.
 
-    TODO: switch to the shared loader in ``convergent.linearity`` once it lands (issue 6).
+    TODO: drop the fallback reader below once ``convergent.linearity`` (issue 6) is released.
     """
-    if path is None:
-        try:
-            from gensim.test.utils import datapath
-        except ModuleNotFoundError:
-            raise ConvergentError(
-                "the analogy pairs need gensim (install convergent with the 'words' extra)"
-            ) from None
-        path = datapath("questions-words.txt")
+    try:
+        from convergent.linearity.pairs import load_pairs
+    except ImportError:
+        load_pairs = None
+    if load_pairs is not None:
+        return {name: list(pairs) for name, pairs in load_pairs(spec).relations.items()}
+    if spec != "google-analogy":
+        return _read_analogy_file(spec)
+    try:
+        from gensim.test.utils import datapath
+    except ModuleNotFoundError:
+        raise ConvergentError(
+            "the analogy pairs need gensim (install convergent with the 'words' extra)"
+        ) from None
+    return _read_analogy_file(datapath("questions-words.txt"))
+
+
+def _read_analogy_file(path: str | Path) -> dict[str, list[tuple[str, str]]]:
+    """Fallback reader of the analogy format: ``: section`` lines, then ``a b c d`` lines
+    giving the pairs a->b and c->d."""
     path = Path(path)
     if not path.is_file():
         raise ConvergentError(f"{path}: no such analogy file")

@@ -1,0 +1,89 @@
+"""``convergent origins`` end to end on tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import convergent.origins.real_lm as real_lm
+from convergent.cli import main
+
+TINY = ["--concepts", "3", "--dim", "4", "--steps", "40", "--checkpoints", "4", "--no-progress"]
+
+
+def test_single_run_writes_results_and_figures(tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["origins", *TINY, "--structure", "chain", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["kind"] == "origins-run"
+    assert data["simulator"]["structure"]["kind"] == "chain"
+    assert len(data["final"]["between_euclid"]) == 3
+    assert data["history"][0]["step"] == 0 and data["history"][-1]["step"] == 40
+    for name in ("evolution.png", "cosines.png", "weights.safetensors"):
+        assert (out / name).stat().st_size > 0
+    assert not (out / "state.json").exists()
+    assert "within-concept cos" in capsys.readouterr().out
+
+
+def test_sweep_writes_one_comparison_figure_and_resumes(tmp_path) -> None:
+    out = tmp_path / "sweep"
+    args = [
+        "origins",
+        *TINY,
+        "--sweep",
+        "--optimizers",
+        "gd,adam",
+        "--dims",
+        "2,4",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    data = json.loads((out / "sweep.json").read_text())
+    assert {(r["optimizer"], r["dim"]) for r in data["records"]} == {
+        ("gd", 2),
+        ("gd", 4),
+        ("adam", 2),
+        ("adam", 4),
+    }
+    assert (out / "sweep.png").stat().st_size > 0
+    # a second call reads the finished runs back instead of training them again
+    stamp = (out / "runs" / "gd-d2" / "record.json").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "runs" / "gd-d2" / "record.json").stat().st_mtime_ns == stamp
+
+
+def test_compare_lm_puts_the_lm_beside_the_simulation(tmp_path, monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    words = ["big", "bigger", "small", "smaller", "boy", "girl", "man", "woman"]
+    tokens = ["Ġ" + w for w in words] + [f"t{k}" for k in range(30)]
+    g = rng.normal(size=(len(tokens), 6))
+    monkeypatch.setattr(real_lm, "open_unembedding", lambda spec: (g, tokens, "fake-lm"))
+    pairs = {
+        "comparative": [("big", "bigger"), ("small", "smaller")],
+        "gender": [("boy", "girl"), ("man", "woman"), ("lord", "lady")],
+    }
+    monkeypatch.setattr(real_lm, "concept_pairs", lambda spec: pairs)
+    out = tmp_path / "lm"
+    assert main(["origins", *TINY, "--compare-lm", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["lm"]["source"] == "fake-lm"
+    assert data["lm"]["pairs_dropped"] == {"comparative": 0, "gender": 1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--structure", "missing.toml"], "no such structure file"),
+        (["--reveal", "0.5,x"], "--reveal"),
+        (["--optimizer", "gd", "--batch-size", "8"], "full-batch"),
+        (["--sweep", "--lr", "0.1"], "--lr does not apply"),
+        (["--compare-lm", "matrix:/nonexistent.npy"], "--compare-lm"),
+    ],
+)
+def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, extra, message) -> None:
+    assert main(["origins", *TINY, *extra, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
