@@ -103,15 +103,17 @@ def single_token_report(tokenizer: Any, numbers: Sequence[int]) -> dict[str, Any
     """Which numbers are one token bare (``42``) and after a space (`` 42``).
 
     A leading space that the tokenizer keeps as its own token (SmolLM2 writes `` 42`` as
-    ``Ġ``, ``4``, ``2``) is not counted against the number.
+    ``Ġ``, ``4``, ``2``) is not counted against the number; the unknown token never counts.
     """
     space_ids = set(tokenizer(" ", add_special_tokens=False)["input_ids"])
+    unk = getattr(tokenizer, "unk_token_id", None)
     bare, spaced = [], []
     for n in numbers:
-        if len(own_tokens(tokenizer, str(n))) == 1:
+        ids = own_tokens(tokenizer, str(n))
+        if len(ids) == 1 and ids[0] != unk:
             bare.append(int(n))
-        ids = [i for i in own_tokens(tokenizer, f" {n}") if i not in space_ids]
-        if len(ids) == 1:
+        ids = tuple(i for i in own_tokens(tokenizer, f" {n}") if i not in space_ids)
+        if len(ids) == 1 and ids[0] != unk:
             spaced.append(int(n))
     return {
         "checked": len(numbers),
