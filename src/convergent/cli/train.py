@@ -1,0 +1,76 @@
+"""``convergent train``: train a model family (or classical embeddings) into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a Transformer, Gated DeltaNet, Mamba-2, LSTM, word2vec or PPMI run",
+        description="Train on natural (or perturbed) text; checkpoints go to --out, which is "
+        "then a source: convergent numbers run:DIR [--dynamics]. Re-running the same "
+        "command resumes an interrupted run.",
+    )
+    p.add_argument("--preset", choices=["quick", "paper"], default="quick")
+    p.add_argument("--arch", required=True,
+                   choices=["transformer", "gdn", "mamba2", "lstm", "word2vec", "ppmi"])
+    p.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
+    p.add_argument("--perturb", default=None, metavar="KIND",
+                   help="swap, unigram, isolate-K or context-L (default: none)")
+    p.add_argument("--tokens", type=int, default=None, help="token budget (neural models)")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--corpus", default=None,
+                   help="bundled (default), sotu, wiki, lee, a .txt/.jsonl file or folder, "
+                   "or hf:NAME[:CONFIG][@SPLIT]")
+    p.add_argument("--tokenizer", choices=["bpe", "digit", "word"], default=None)
+    p.add_argument("--config", type=Path, default=None,
+                   help="a config.json to start from instead of the preset")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default 1 for the quick preset: faster on a shared "
+                   "CPU; the torch default otherwise)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default runs/PRESET-ARCH[-OPTIMIZER][-PERTURB])")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from convergent.train import TrainConfig, train
+    from convergent.train.presets import preset
+
+    changes = {"optimizer": args.optimizer, "perturb": args.perturb, "tokens": args.tokens,
+               "seed": args.seed, "lr": args.lr, "corpus": args.corpus,
+               "tokenizer": args.tokenizer}
+    if args.config is not None:
+        base = TrainConfig.load(args.config)
+        changes["arch"] = args.arch
+        config = base.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
+    else:
+        config = preset(args.preset, args.arch, **changes)
+    threads = args.threads if args.threads is not None else (1 if args.preset == "quick" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    out = args.out or Path("runs") / _default_name(args.preset, config)
+    print(f"training {config.arch} into {out} ({config.tokens:,} tokens, "
+          f"optimizer {config.optimizer}, perturbation {config.perturb or 'none'})")
+    result = train(config, out, progress=not args.no_progress)
+    loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
+    print(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
+    print(f"next: convergent numbers run:{out} --numbers 0:100 --dynamics --out {out}/numbers")
+    return 0
+
+
+def _default_name(preset_name: str, config: Any) -> str:
+    parts = [preset_name, config.arch]
+    if config.optimizer != "adamw":
+        parts.append(config.optimizer)
+    if config.perturb:
+        parts.append(config.perturb)
+    return "-".join(parts)

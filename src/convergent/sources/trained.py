@@ -1,0 +1,161 @@
+"""Training runs as sources: ``run:DIR`` (last checkpoint) or ``run:DIR@STEP``.
+
+Sites: ``embed`` (input-embedding rows of the single tokens "0".."999" in the run's
+tokenizer; word vectors for word2vec/PPMI runs) and ``unembed`` (output-embedding rows;
+the same matrix as ``embed`` when the run ties them, which ``meta["tied"]`` says; context
+vectors for word2vec/PPMI). Numbers that are not one token are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convergent.errors import ConvergentError
+from convergent.provenance import array_hash
+from convergent.representation import Representation
+from convergent.sources.base import Source, reject_options
+
+SITES = ("embed", "unembed")
+
+
+def _read_tensor(file: Path, names: Sequence[str]) -> tuple[str, np.ndarray] | None:
+    """The first of ``names`` present in a safetensors file, as float32/int64 numpy."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), framework="pt") as handle:
+        keys = set(handle.keys())
+        for name in names:
+            if name in keys:
+                tensor = handle.get_tensor(name)
+                if tensor.is_floating_point():
+                    tensor = tensor.float()
+                return name, tensor.numpy()
+    return None
+
+
+@dataclass
+class CheckpointSource:
+    """One checkpoint of a run (neural weights or classical vectors)."""
+
+    name: str
+    folder: Path
+    step: int
+    tokens: int
+    config: dict[str, Any]
+    tokenizer: Any = field(repr=False)
+
+    def number_representations(
+        self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
+    ) -> list[Representation]:
+        from convergent.train.checkpoint import read_state
+        from convergent.train.tokenize import number_token_ids
+
+        bad = [s for s in sites if s not in SITES]
+        if bad:
+            raise ConvergentError(
+                f"{self.name}: training runs have the sites embed and unembed, not "
+                f"{', '.join(bad)}"
+            )
+        read_state(self.folder, verify=True)
+        ids = number_token_ids(self.tokenizer, numbers)
+        classical = (self.folder / "vectors.safetensors").is_file()
+        out = []
+        for site in sites:
+            if classical:
+                values, row_of, tied, key = self._classical(site)
+            else:
+                values, tied, key = self._neural(site)
+                row_of = {tid: tid for tid in ids.values()}
+            kept = [n for n in numbers if n in ids and ids[n] in row_of]
+            rows = values[[row_of[ids[n]] for n in kept]] if kept else values[:0]
+            meta = {"kind": "run", "arch": self.config.get("arch"), "step": self.step,
+                    "tokens": self.tokens, "tied": tied, "tensor": key,
+                    "checkpoint": str(self.folder),
+                    "tokenizer": self.config.get("tokenizer"),
+                    "optimizer": self.config.get("optimizer"),
+                    "perturb": self.config.get("perturb"), "weights_sha": array_hash(values)}
+            out.append(Representation(rows, tuple(kept), self.name, site,
+                                      token_ids=tuple((ids[n],) for n in kept), meta=meta))
+        return out
+
+    def _neural(self, site: str) -> tuple[np.ndarray, bool, str]:
+        file = self.folder / "model.safetensors"
+        names = ["embed.weight"] if site == "embed" else ["head.weight", "embed.weight"]
+        found = _read_tensor(file, names)
+        if found is None:
+            raise ConvergentError(f"{file}: no embedding tensor ({' or '.join(names)})")
+        key, values = found
+        tied = bool(self.config.get("model", {}).get("tie_embeddings", False))
+        return values, tied, key
+
+    def _classical(self, site: str) -> tuple[np.ndarray, dict[int, int], bool, str]:
+        file = self.folder / "vectors.safetensors"
+        found = _read_tensor(file, [site])
+        ids = _read_tensor(file, ["token_ids"])
+        if found is None or ids is None:
+            raise ConvergentError(f"{file}: no {site} vectors or token ids")
+        row_of = {int(t): i for i, t in enumerate(ids[1])}
+        return found[1], row_of, False, site
+
+
+class RunSource:
+    """A training run; ``number_representations`` reads the chosen (default last) checkpoint."""
+
+    def __init__(self, run_dir: Path, step: int | None = None) -> None:
+        from convergent.train.checkpoint import list_checkpoints
+        from convergent.train.tokenize import load_tokenizer
+
+        self.run_dir = run_dir
+        try:
+            self.config = json.loads((run_dir / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ConvergentError(f"{run_dir}: not a training run ({err})") from None
+        self.tokenizer = load_tokenizer(run_dir / "tokenizer.json")
+        self._all = list_checkpoints(run_dir)
+        if not self._all:
+            raise ConvergentError(f"{run_dir}: the run has no checkpoints yet")
+        if step is None:
+            self.chosen = self._all[-1]
+            self.name = run_dir.name
+        else:
+            match = [c for c in self._all if c.step == step]
+            if not match:
+                steps = ", ".join(str(c.step) for c in self._all)
+                raise ConvergentError(f"{run_dir}: no checkpoint at step {step} (steps: {steps})")
+            self.chosen = match[0]
+            self.name = f"{run_dir.name}@{step}"
+
+    def _source(self, info: Any, name: str) -> CheckpointSource:
+        return CheckpointSource(name, info.path, info.step, info.tokens, self.config,
+                                self.tokenizer)
+
+    def checkpoints(self) -> list[tuple[int, int, Source]]:
+        """(step, tokens seen, source) for every checkpoint, in training order."""
+        return [(c.step, c.tokens, self._source(c, f"{self.run_dir.name}@{c.step}"))
+                for c in self._all]
+
+    def number_representations(
+        self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
+    ) -> list[Representation]:
+        return self._source(self.chosen, self.name).number_representations(numbers, sites)
+
+
+def open_run(spec: str, **options: Any) -> RunSource:
+    """``DIR`` or ``DIR@STEP``; no options apply."""
+    reject_options(f"run:{spec}", options)
+    path, step = spec, None
+    head, sep, tail = spec.rpartition("@")
+    if sep and not Path(spec).exists():
+        if not tail.isdigit():
+            raise ConvergentError(f"run:{spec}: the part after @ must be a step number")
+        path, step = head, int(tail)
+    run_dir = Path(path)
+    if not (run_dir / "config.json").is_file():
+        raise ConvergentError(f"run:{spec}: {run_dir} is not a training run (no config.json)")
+    return RunSource(run_dir, step)
