@@ -92,7 +92,10 @@ class HFPredictor:
 
     # -- tokens -----------------------------------------------------------------------
     def word_tokens(self, word: str) -> Context:
-        return tuple(self.tokenizer.encode(" " + word, add_special_tokens=False))
+        """Tokens of " word" (as inside text); empty if any is the unknown token."""
+        ids = tuple(self.tokenizer.encode(" " + word, add_special_tokens=False))
+        unk = getattr(self.tokenizer, "unk_token_id", None)
+        return () if unk is not None and unk in ids else ids
 
     def encode(self, text: str) -> Context:
         ids = tuple(self.tokenizer.encode(text, add_special_tokens=False))

@@ -89,7 +89,7 @@ def _token_reason(predictor: Predictor, policy: str) -> tuple[dict[str, Context]
     def reason(word: str) -> str | None:
         ids = cache.setdefault(word, predictor.word_tokens(word))
         if not ids:
-            return "no tokens"
+            return "unknown to the tokenizer"
         if policy == "single" and len(ids) > 1:
             return f"{len(ids)} tokens"
         return None
