@@ -31,6 +31,12 @@ def open_target(spec: str, **options: Any) -> Any:
         return _local_folder(folder)
     if is_word_vectors(source):
         return source
+    if hasattr(source, "run_dir") and hasattr(source, "chosen"):  # a training run
+        from convergent.linearity.run import run_predictor
+
+        step = getattr(source.chosen, "step", None)
+        return run_predictor(f"{source.run_dir}@{step}" if step is not None else
+                             str(source.run_dir))
     return predictor_from(source, name=getattr(source, "name", spec))
 
 
