@@ -124,11 +124,13 @@ def test_static_sites_are_the_weight_rows(models):
     ids = [tuple(tokenizer("42", add_special_tokens=False)["input_ids"])]
     assert len(ids[0]) == 2
     weight = model.get_input_embeddings().weight.detach()
-    last = _engine(source, ["embed", "unembed"]).run(["42"], ids)
-    np.testing.assert_allclose(last["embed"][0].numpy(), weight[ids[0][-1]])
-    np.testing.assert_allclose(last["unembed"][0].numpy(), weight[ids[0][-1]])  # tied
-    mean = _engine(source, ["embed"], pooling="mean").run(["42"], ids)
-    np.testing.assert_allclose(mean["embed"][0].numpy(), weight[list(ids[0])].mean(0))
+    mean = weight[list(ids[0])].mean(0)  # static sites: mean of the token rows, any pooling
+    for pooling in ("last", "mean"):
+        got = _engine(source, ["embed", "unembed"], pooling=pooling).run(["42", "4"],
+                                                                          [*ids, ids[0][:1]])
+        np.testing.assert_allclose(got["embed"][0].numpy(), mean, rtol=1e-6)
+        np.testing.assert_allclose(got["unembed"][0].numpy(), mean, rtol=1e-6)  # tied
+        np.testing.assert_allclose(got["embed"][1].numpy(), weight[ids[0][0]])
     assert models["gpt2"].tied_embeddings() and not models["llama"].tied_embeddings()
 
 

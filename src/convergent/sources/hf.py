@@ -111,7 +111,8 @@ class HFSource:
             "hidden_size": getattr(model.config, "hidden_size", None),
             "tied_embeddings": self.tied_embeddings(),
             "causal": table.causal,
-            "static_site_pooling": f"{self.options.pooling} of the item's own token rows",
+            "pooling_contextual": f"{self.options.pooling} of the item's tokens in context",
+            "pooling_static": "mean of the item's own token rows (embed, unembed)",
         }
 
     def unembedding(self) -> tuple[np.ndarray, list[str]]:
