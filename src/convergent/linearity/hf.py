@@ -41,6 +41,10 @@ def _blocks(model: Any) -> Sequence[Any]:
     raise ConvergentError(f"{type(model).__name__}: cannot find the transformer blocks")
 
 
+class _StopForward(Exception):
+    """Raised by a hook once the needed layer is captured (the rest is not computed)."""
+
+
 class _Head:
     """A torch module factory (torch imported lazily) for the reparameterized unembedding."""
 
@@ -89,6 +93,10 @@ class HFPredictor:
         self._b = None if hb is None else hb.detach().to("cpu").double().numpy()
         self.vocab_size, self.dim = self._g.shape
         self._swap = None if reparam is None else _Head.build(reparam, self._g, self._b)
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        self._kwargs = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
     # -- tokens -----------------------------------------------------------------------
     def word_tokens(self, word: str) -> Context:
@@ -149,6 +157,8 @@ class HFPredictor:
                     hidden = hidden.clone()
                     hidden[:, -1] = edit(hidden[:, -1])
                 captured["hidden"] = hidden[:, -1]
+                if want == "hidden":
+                    raise _StopForward
                 if edit is None:
                     return None
                 return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
@@ -158,7 +168,10 @@ class HFPredictor:
         try:
             with torch.no_grad(), self._swapped():
                 for rows, ids in self._batches(contexts):
-                    logits = self.model(input_ids=ids).logits[:, -1]
+                    try:
+                        logits = self.model(input_ids=ids, **self._kwargs).logits[:, -1]
+                    except _StopForward:
+                        logits = None
                     if want == "f":
                         vals = captured["f"]
                         if self._swap is not None:
