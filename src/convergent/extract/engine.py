@@ -18,7 +18,7 @@ pad. Memory is O(batch x length x width) for the forward plus O(chunk x width) p
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +69,7 @@ class Engine:
         self.pad_id = int(pad) if pad is not None else 0
         params = inspect.signature(model.base_model.forward).parameters
         self.extra = {"use_cache": False} if "use_cache" in params else {}
+        self.on_batch: Callable[[int], None] | None = None  # called with contexts done
 
     def widths(self) -> dict[str, int]:
         """Width of every configured site (for the disk estimate)."""
@@ -127,6 +128,8 @@ class Engine:
                 captured["weights"] = weights
                 with suppress(_StopForward):
                     self.model.base_model(input_ids=ids, attention_mask=mask, **self.extra)
+                if self.on_batch is not None:
+                    self.on_batch(len(batch))
                 index = torch.tensor([i for i, _ in batch], dtype=torch.long)
                 for site in sites:
                     pooled = captured[site]

@@ -28,6 +28,8 @@ from convergent.extract.shards import write_shard
 from convergent.extract.templates import encode, own_tokens, render
 
 SHARD_SIZE = 256
+#: Bumped whenever the engine's output for the same plan changes, so old caches are not reused.
+ENGINE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ def run_extraction(
     config = engine.config
     spec = {
         **identity,
+        "engine": ENGINE_VERSION,
         "kind": config.kind,
         "sites": list(config.sites),
         "templates": list(config.templates),
@@ -127,19 +130,23 @@ def run_extraction(
         write_manifest(folder, manifest)
     done = {s["start"] for s in manifest["shards"] if (folder / s["file"]).is_file()}
     manifest["shards"] = [s for s in manifest["shards"] if s["start"] in done]
-    bar = tqdm(total=n, unit=config.kind[:-1], disable=not progress, desc="extract")
+    per_item = len(config.templates) if config.contextual else 1
+    bar = tqdm(total=n * per_item, unit="context", disable=not progress, desc="extract")
+    engine.on_batch = bar.update if config.contextual else None
     for index, start in enumerate(range(0, n, shard_size)):
         stop = min(start + shard_size, n)
         if start in done:
-            bar.update(stop - start)
+            bar.update((stop - start) * per_item)
             continue
         tensors = engine.run(plan.items[start:stop], plan.token_ids[start:stop])
+        if not config.contextual:
+            bar.update(stop - start)
         name = write_shard(folder, index, tensors)
         manifest["shards"].append({"file": name, "start": start, "stop": stop})
         manifest["shards"].sort(key=lambda s: s["start"])
         write_manifest(folder, manifest)
-        bar.update(stop - start)
     bar.close()
+    engine.on_batch = None
     manifest["complete"] = True
     write_manifest(folder, manifest)
     return manifest

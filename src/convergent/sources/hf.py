@@ -23,7 +23,7 @@ import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.extract.engine import DTYPES, POOLINGS, Engine, EngineConfig
-from convergent.extract.runner import SHARD_SIZE, plan_items, run_extraction
+from convergent.extract.runner import ENGINE_VERSION, SHARD_SIZE, plan_items, run_extraction
 from convergent.extract.sites import SiteTable, parse_sites, site_table
 from convergent.extract.templates import check_templates, require_fast, single_token_report
 from convergent.representation import Representation
@@ -181,7 +181,8 @@ class HFSource:
             cache_root() / "extractions"
 
     def _auto_folder(self, config: EngineConfig, labels: Sequence[Any]) -> Path:
-        key = json.dumps([self.identity, config.__dict__, list(labels)], sort_keys=True,
+        key = json.dumps([ENGINE_VERSION, self.identity, config.__dict__, list(labels)],
+                         sort_keys=True,
                          default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)[:60]
