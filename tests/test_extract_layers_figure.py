@@ -26,7 +26,8 @@ def test_plot_layers_writes_png_and_svg(tmp_path):
     entries += [_entry("m", "embed", 0.0), _entry("other", "layer.0", 5.0)]
     groups = layer_entries(entries)
     assert list(groups) == ["m", "other"]
-    assert [e["site"] for e in groups["m"]] == ["layer.0", "layer.1", "layer.2", "layer.10"]
+    assert [e["site"] for e in groups["m"]] == ["embed", "layer.0", "layer.1", "layer.2",
+                                                "layer.10"]
     written = plot_layers(entries, [tmp_path / "l.png", tmp_path / "l.svg"])
     assert [p.name for p in written] == ["l.png", "l.svg"]
     assert (tmp_path / "l.png").stat().st_size > 10_000

@@ -1,8 +1,10 @@
 """The per-layer figure: a layer x modulus kappa heatmap beside the per-layer spectra.
 
-One row of two panels per source that has ``layer.i`` entries in ``results.json``. Cells
-whose kappa the token-identity baseline explains (``explained_by_tokens``) are marked
-with a dot after the number, so a trivially separable layer is not read as learned.
+One row of two panels per source that has ``layer.i`` entries in ``results.json`` (its
+``embed``, ``final_norm`` and ``unembed`` entries join as the first and last rows).
+Separable cells (kappa >= 10) whose kappa the token-identity baseline explains
+(``explained_by_tokens``) get a dot after the number, so a trivially separable layer is
+not read as a learned feature.
 """
 
 from __future__ import annotations
@@ -17,16 +19,28 @@ from convergent.report.numbers import MAGNITUDE_RANGE
 from convergent.report.style import pyplot, save_figure
 
 
+def _depth(site: str) -> float:
+    """Order of sites through the model: embed, layer.0, layer.1, ..., final_norm, unembed."""
+    if site.startswith("layer."):
+        return float(site.split(".", 1)[1])
+    return {"embed": -1.0, "final_norm": 1e6, "unembed": 1e6 + 1}.get(site, 1e6 + 2)
+
+
 def layer_entries(entries: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Entries with a ``layer.i`` site, grouped by source name, sorted by layer."""
+    """Per source that has ``layer.i`` entries: all its entries, ordered through the model
+    (embed, layer.0, ..., final_norm, unembed)."""
+    layered = {e["name"] for e in entries if str(e.get("site", "")).startswith("layer.")}
     groups: dict[str, list[dict[str, Any]]] = {}
     for entry in entries:
-        site = str(entry.get("site", ""))
-        if site.startswith("layer."):
+        if entry["name"] in layered:
             groups.setdefault(entry["name"], []).append(entry)
     for rows in groups.values():
-        rows.sort(key=lambda e: int(str(e["site"]).split(".", 1)[1]))
+        rows.sort(key=lambda e: _depth(str(e.get("site", "embed"))))
     return groups
+
+
+def _row_name(site: str) -> str:
+    return site.split(".", 1)[1] if site.startswith("layer.") else site
 
 
 def _kappa_panel(ax: Any, rows: Sequence[dict[str, Any]], moduli: Sequence[int]) -> Any:
@@ -39,12 +53,14 @@ def _kappa_panel(ax: Any, rows: Sequence[dict[str, Any]], moduli: Sequence[int])
     small = len(rows) <= 40
     for (i, j), value in np.ndenumerate(table):
         if np.isfinite(value) and small:
-            mark = "\u00b7" if cells[i][j].get("explained_by_tokens") else ""
+            # mark separable cells (kappa >= 10) that token identity alone explains
+            explained = cells[i][j].get("explained_by_tokens") and value >= 10
+            mark = "\u00b7" if explained else ""
             ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=6.5)
     ax.set_xticks(range(len(moduli)))
     ax.set_xticklabels([str(t) for t in moduli])
     ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([str(e["site"]).split(".", 1)[1] for e in rows], fontsize=7)
+    ax.set_yticklabels([_row_name(str(e["site"])) for e in rows], fontsize=7)
     ax.set_xlabel("modulus T")
     ax.set_ylabel("layer")
     return image
