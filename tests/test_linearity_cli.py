@@ -70,6 +70,7 @@ def test_identify_on_a_model_folder(tmp_path, capsys):
                  "--samples", "1"]) == 0
     data = json.loads((out / "identify.json").read_text())
     assert max(data["max_kl"]) < 1e-10
+    assert data["settings"]["max_abs_f_forward_vs_stored"] < 1e-9
     assert data["complexity"]["dim"] == 16
     rows = {r["statistic"]: r for r in data["table"]}
     assert rows["steering on f: change of log-odds"]["invariant"]

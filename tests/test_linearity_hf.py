@@ -8,7 +8,7 @@ from linearity_fixtures import tiny_lm
 
 from convergent.errors import ConvergentError
 from convergent.linearity.hf import HFPredictor
-from convergent.linearity.identify import identify, sample_reparameterization
+from convergent.linearity.identify import sample_reparameterization
 from convergent.linearity.pairs import PairSet
 from convergent.linearity.predictors import kl_divergence, predictor_from
 from convergent.linearity.space import predictor_space
@@ -85,18 +85,6 @@ def test_tokenization_filter_drops_multi_token_and_unknown_words(lm):
     assert space.f_sub["rel0"].shape == (7, 16)
     with pytest.raises(ConvergentError, match=r"has layers 0\.\.1"):
         predictor_space(pred, pairs, site="layer.5")
-
-
-def test_identify_on_a_real_model(lm):
-    model, tok = lm
-    pred = HFPredictor(model, tok, name="tiny")
-    ctx = [pred.encode(t) for t in ("the word is", "a s0_1 of", "said the", "is a word")]
-    result = identify(pred, _pairs(), samples=1, contexts=(ctx, ctx))
-    assert max(result.max_kl) < 1e-10
-    rows = {r.statistic: r for r in result.table}
-    assert rows["steering on f: change of log-odds"].invariant
-    assert rows["cosine between relation directions, causal"].invariant
-    assert not rows["cosine between relation directions, euclidean"].invariant
 
 
 def test_a_model_without_an_unembedding_is_refused():

@@ -110,8 +110,9 @@ def _analyze(
     )
     cos = {k: tuple(tuple(float(x) for x in row) for row in d @ d.T) for k, d in dirs.items()}
     settings = {"seed": seed, "alpha": alpha, "folds": folds}
-    provenance = {"versions": versions(), "reference_g_hash": array_hash(
-        np.ascontiguousarray(space.reference_g[:4096]))}
+    provenance = {"versions": versions(),
+                  "reference_g_hash": array_hash(np.asarray(space.reference_g)),
+                  "pairs_kept": sum(len(p) for p in space.pairs.relations.values())}
     return LinearityResult(
         source=space.source,
         pairs=space.pairs.name,

@@ -31,7 +31,11 @@ from convergent.linearity.properties import (
     steering_final,
 )
 from convergent.linearity.results import Complexity, IdentifyResult, InvarianceRow
-from convergent.linearity.space import RelationSpace, predictor_space
+from convergent.linearity.space import (
+    RelationSpace,
+    predictor_space,
+    reparameterized_space,
+)
 from convergent.provenance import versions
 
 INV, DEP, DIV = "invariant", "depends", "invariant if diversity holds"
@@ -223,14 +227,17 @@ def identify(
     complexity = effective_complexity(f_fit, g, rel_tol=rel_tol)
     base = statistics(space, seed)
     base_logits = predictor.logits(held)
-    kls, changed = [], {k: [] for k in base}
+    kls, changed, f_check = [], {k: [] for k in base}, 0.0
+    probe_ctx = [predictor.encode("") + space.tokens[w] for w in list(space.tokens)[:8]]
     for i in tqdm(range(samples), desc="equivalent models", leave=False):
         rp = sample_reparameterization(f_fit, g, seed + 1000 + i, condition, null_scale,
                                        rel_tol=rel_tol)
         other = predictor.transformed(rp)
         kls.append(float(kl_divergence(base_logits, other.logits(held)).max()))
-        space2, _ = predictor_space(other, pairs, "final", "single", 3, max_pairs)
-        for k, v in statistics(space2, seed).items():
+        # the statistics use f~ = rp(f) from stored vectors; check that against the forward
+        f_check = max(f_check, float(np.abs(other.f(probe_ctx)
+                                            - rp.apply_f(predictor.f(probe_ctx))).max()))
+        for k, v in statistics(reparameterized_space(space, rp), seed).items():
             changed[k].append(v)
     table = tuple(
         InvarianceRow(
@@ -251,6 +258,7 @@ def identify(
         source=predictor.name, complexity=complexity, max_kl=tuple(kls), table=table,
         settings={"samples": samples, "seed": seed, "condition": condition,
                   "null_scale": null_scale, "tol": tol, "rel_tol": rel_tol,
-                  "relations": list(space.pairs.relations), "n_heldout_contexts": len(held)},
+                  "relations": list(space.pairs.relations), "n_heldout_contexts": len(held),
+                  "max_abs_f_forward_vs_stored": f_check},
         notes=tuple(notes), provenance={"versions": versions()},
     )

@@ -6,14 +6,14 @@ embeddings of the word, a layer's residual state, or the word vectors).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.linearity.pairs import FilterReport, PairSet, filter_pairs
-from convergent.linearity.predictors import Context, Predictor
+from convergent.linearity.predictors import Context, Predictor, Reparameterization
 
 TOKEN_POLICIES = ("single", "last", "mean")
 
@@ -39,6 +39,7 @@ class RelationSpace:
     g_name: str
     f_name: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    tokens: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def objects(self) -> dict[str, list[str]]:
@@ -120,10 +121,7 @@ def predictor_space(
     kept, report = filter_pairs(pairs, reason, rule[tokens], min_pairs, max_pairs)
     words = kept.words
     g_all = predictor.g()
-    g_rows = {}
-    for w in words:
-        ids = list(cache[w])
-        g_rows[w] = g_all[ids[-1]] if tokens != "mean" else g_all[ids].mean(axis=0)
+    g_rows = _g_rows(g_all, {w: cache[w] for w in words}, tokens)
     prefix = predictor.encode("")
     contexts = [prefix + cache[w] for w in words]
     f_mat = predictor.f(contexts) if layer is None else predictor.hidden(contexts, layer)
@@ -133,8 +131,28 @@ def predictor_space(
     space = RelationSpace(
         predictor.name, kept, g_sub, g_obj, f_sub, f_obj, g_all, f_mat, False, "unembed",
         site, {"kind": "predictor", "tokens": tokens, "vocabulary": int(g_all.shape[0])},
+        {w: tuple(cache[w]) for w in words},
     )
     return space, report
+
+
+def _g_rows(g_all: np.ndarray, ids: Mapping[str, Context], tokens: str) -> dict[str, np.ndarray]:
+    return {w: g_all[list(t)].mean(axis=0) if tokens == "mean" else g_all[t[-1]]
+            for w, t in ids.items()}
+
+
+def reparameterized_space(space: RelationSpace, reparam: Reparameterization) -> RelationSpace:
+    """The space of the equivalent predictor f -> reparam(f), g -> reparam(g), computed from
+    the stored vectors (f at the final site only) instead of new forward passes."""
+    if space.f_name != "final" or not space.tokens:
+        raise ConvergentError("only a model space at site 'final' can be reparameterized")
+    g_all = reparam.apply_g(space.reference_g)
+    g_rows = _g_rows(g_all, space.tokens, str(space.meta.get("tokens", "single")))
+    g_sub, g_obj = _split(space.pairs, g_rows)
+    f_sub = {r: reparam.apply_f(x) for r, x in space.f_sub.items()}
+    f_obj = {r: reparam.apply_f(x) for r, x in space.f_obj.items()}
+    return replace(space, g_sub=g_sub, g_obj=g_obj, f_sub=f_sub, f_obj=f_obj,
+                   reference_g=g_all, reference_f=reparam.apply_f(space.reference_f))
 
 
 def _parse_site(site: str, predictor: Predictor) -> int | None:
