@@ -124,12 +124,12 @@ def test_static_sites_are_the_weight_rows(models):
     ids = [tuple(tokenizer("42", add_special_tokens=False)["input_ids"])]
     assert len(ids[0]) == 2
     weight = model.get_input_embeddings().weight.detach()
-    mean = weight[list(ids[0])].mean(0)  # static sites: mean of the token rows, any pooling
-    for pooling in ("last", "mean"):
+    wanted = {"last": weight[ids[0][-1]], "mean": weight[list(ids[0])].mean(0)}
+    for pooling, want in wanted.items():
         got = _engine(source, ["embed", "unembed"], pooling=pooling).run(["42", "4"],
                                                                           [*ids, ids[0][:1]])
-        np.testing.assert_allclose(got["embed"][0].numpy(), mean, rtol=1e-6)
-        np.testing.assert_allclose(got["unembed"][0].numpy(), mean, rtol=1e-6)  # tied
+        np.testing.assert_allclose(got["embed"][0].numpy(), want, rtol=1e-6)
+        np.testing.assert_allclose(got["unembed"][0].numpy(), want, rtol=1e-6)  # tied
         np.testing.assert_allclose(got["embed"][1].numpy(), weight[ids[0][0]])
     assert models["gpt2"].tied_embeddings() and not models["llama"].tied_embeddings()
 

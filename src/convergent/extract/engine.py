@@ -85,16 +85,17 @@ class Engine:
 
     # -- static sites -------------------------------------------------------------------
     def static_rows(self, site: str, token_ids: Sequence[Sequence[int]]) -> Any:
-        """Rows of the input (``embed``) or output (``unembed``) embedding: the row of a
-        single-token item, the mean of its token rows otherwise (whatever ``pooling`` says:
-        the last token's row alone would give every number ending in the same digit the
-        same vector)."""
+        """Rows of the input (``embed``) or output (``unembed``) embedding at the item's own
+        tokens, pooled like the contextual sites: ``last`` takes the last token's row (every
+        number ending in the same token shares it), ``mean`` averages the rows (a bag of
+        tokens: with a digit tokenizer 12 and 21 coincide). Single-token items: the row."""
         module = self.table.embed_of(self.model) if site == "embed" else \
             self.table.unembed_of(self.model)
         weight = module.weight.detach()
         rows = []
         for ids in token_ids:
-            rows.append(weight[list(ids)].float().mean(0))
+            picked = weight[list(ids)].float()
+            rows.append(picked[-1] if self.config.pooling == "last" else picked.mean(0))
         return _cast(_stack(rows, weight.shape[1]), self.config.dtype)
 
     # -- contextual sites ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from convergent.extract.templates import encode, own_tokens, render
 
 SHARD_SIZE = 256
 #: Bumped whenever the engine's output for the same plan changes, so old caches are not reused.
-ENGINE_VERSION = 2
+ENGINE_VERSION = 3
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ class HFSource:
             "tied_embeddings": self.tied_embeddings(),
             "causal": table.causal,
             "pooling_contextual": f"{self.options.pooling} of the item's tokens in context",
-            "pooling_static": "mean of the item's own token rows (embed, unembed)",
+            "pooling_static": f"{self.options.pooling} of the item's own token rows "
+                              "(embed, unembed)",
         }
 
     def unembedding(self) -> tuple[np.ndarray, list[str]]:
