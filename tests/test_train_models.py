@@ -1,0 +1,117 @@
+"""Model families: chunked kernels equal the step-by-step recurrences; shapes; optimizers."""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+import pytest
+import torch
+
+from convergent.errors import ConvergentError
+from convergent.train.config import ModelConfig, TrainConfig
+from convergent.train.models import build_model, set_mode
+from convergent.train.models.deltanet import chunk_gated_delta_rule, recurrent_gated_delta_rule
+from convergent.train.models.mamba2 import chunk_ssd, recurrent_ssd
+from convergent.train.optim import build_optimizers, lr_factor, split_parameters
+
+TINY = ModelConfig(d_model=32, n_layers=2, n_heads=4, chunk_size=8, d_state=8)
+
+
+def _delta_inputs(t: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (2, 3, t)
+    q = torch.randn(*shape, 8, generator=g, dtype=torch.float64)
+    k = torch.nn.functional.normalize(torch.randn(*shape, 8, generator=g, dtype=torch.float64),
+                                      dim=-1)
+    v = torch.randn(*shape, 6, generator=g, dtype=torch.float64)
+    decay = -torch.rand(*shape, generator=g, dtype=torch.float64) * 2
+    beta = torch.rand(*shape, generator=g, dtype=torch.float64)
+    return q, k, v, decay, beta
+
+
+@pytest.mark.parametrize(("t", "chunk"), [(1, 4), (13, 4), (32, 8), (37, 64)])
+def test_gated_delta_chunked_equals_recurrent(t, chunk):
+    args = _delta_inputs(t)
+    expected = recurrent_gated_delta_rule(*args)
+    assert torch.allclose(chunk_gated_delta_rule(*args, chunk=chunk), expected, atol=1e-10)
+
+
+def test_gated_delta_matches_hugging_face_reference():
+    hf = pytest.importorskip("transformers.models.qwen3_next.modeling_qwen3_next")
+    q, k, v, g, beta = _delta_inputs(24, seed=3)
+    ours = recurrent_gated_delta_rule(q, k, v, g, beta)
+    scale = q.shape[-1] ** 0.5  # HF scales q by 1/sqrt(d_k) inside the kernel
+    theirs, _ = hf.torch_recurrent_gated_delta_rule(
+        *(x.transpose(1, 2) for x in (q * scale, k, v, g, beta)), initial_state=None,
+        output_final_state=False, use_qk_l2norm_in_kernel=False)
+    assert torch.allclose(ours, theirs.transpose(1, 2).to(ours.dtype), atol=1e-5)
+
+
+@pytest.mark.parametrize(("t", "chunk"), [(1, 4), (13, 4), (32, 8), (37, 64)])
+def test_ssd_chunked_equals_recurrent(t, chunk):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, t, 3, 4, generator=g, dtype=torch.float64)
+    dt = torch.rand(2, t, 3, generator=g, dtype=torch.float64)
+    a = -torch.rand(3, generator=g, dtype=torch.float64) * 4
+    b = torch.randn(2, t, 5, generator=g, dtype=torch.float64)
+    c = torch.randn(2, t, 5, generator=g, dtype=torch.float64)
+    assert torch.allclose(chunk_ssd(x, dt, a, b, c, chunk), recurrent_ssd(x, dt, a, b, c),
+                          atol=1e-10)
+
+
+@pytest.mark.parametrize("arch", ["gdn", "mamba2"])
+def test_whole_model_chunked_equals_recurrent_with_gradients(arch):
+    torch.manual_seed(0)
+    model = build_model(arch, TINY, 50).double()
+    ids = torch.randint(0, 50, (2, 21))
+    chunked = model(ids)
+    grad_chunked = torch.autograd.grad(chunked.square().sum(), model.embed.weight)[0]
+    set_mode(model, "recurrent")
+    recurrent = model(ids)
+    grad_recurrent = torch.autograd.grad(recurrent.square().sum(), model.embed.weight)[0]
+    assert torch.allclose(chunked, recurrent, atol=1e-9)
+    assert torch.allclose(grad_chunked, grad_recurrent, atol=1e-8)
+
+
+@pytest.mark.parametrize("arch", ["transformer", "gdn", "mamba2", "lstm"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_families_are_causal_and_name_their_embeddings(arch, tied):
+    torch.manual_seed(0)
+    config = ModelConfig(**{**TINY.__dict__, "tie_embeddings": tied})
+    model = build_model(arch, config, 40).double()
+    ids = torch.randint(0, 40, (2, 12))
+    changed = ids.clone()
+    changed[:, 7:] = (changed[:, 7:] + 1) % 40
+    a, b = model(ids), model(changed)
+    assert a.shape == (2, 12, 40)
+    assert torch.allclose(a[:, :7], b[:, :7]) and not torch.allclose(a[:, 7:], b[:, 7:])
+    names = dict(model.named_parameters())
+    assert "embed.weight" in names and ("head.weight" in names) != tied
+
+
+def test_muon_gets_hidden_matrices_only():
+    model = build_model("transformer", TINY, 50)
+    roles = split_parameters(model)
+    assert {n for n, _ in roles["edge"]} == {"embed.weight", "head.weight"}
+    assert all(p.ndim == 2 for _, p in roles["hidden_matrix"])
+    assert all(p.ndim == 1 for _, p in roles["other"])
+    opts = build_optimizers(model, TrainConfig(optimizer="muon"))
+    muon = {id(p) for g in opts.parts["muon"].param_groups for p in g["params"]}
+    assert muon == {id(p) for _, p in roles["hidden_matrix"]}
+    adam = {id(p) for g in opts.parts["adamw"].param_groups for p in g["params"]}
+    assert not muon & adam and len(muon | adam) == len(list(model.parameters()))
+
+
+def test_schedule_warms_up_then_decays_to_the_floor():
+    config = TrainConfig(tokens=100 * 2048, warmup_tokens=10 * 2048, min_lr_ratio=0.1)
+    factors = [lr_factor(s, config) for s in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in pairwise(factors[10:]))
+    assert factors[-1] == pytest.approx(0.1, abs=1e-3)
+
+
+def test_bad_model_config_is_a_clear_error():
+    with pytest.raises(ConvergentError, match="head_dim"):
+        build_model("mamba2", ModelConfig(d_model=30, n_heads=3, head_dim=7), 10)
+    with pytest.raises(ConvergentError, match="neural families"):
+        build_model("word2vec", TINY, 10)

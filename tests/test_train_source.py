@@ -1,0 +1,117 @@
+"""Run folders as sources (run:DIR[@step]), classical embeddings, and the train CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+from test_train_loop import make_corpus, tiny_config
+
+from convergent.cli import main
+from convergent.errors import ConvergentError
+from convergent.sources import open_source
+from convergent.train import EmbeddingConfig, TrainConfig, train
+from convergent.train.embeddings import cooccurrence, ppmi_matrix
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus") / "text.jsonl", docs=30)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def tied_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tied"
+    config = tiny_config(corpus, tokens=16 * 8 * 4, checkpoint_every=16 * 8 * 2)
+    config = config.replace(model=config.model.__class__(
+        **{**config.model.__dict__, "tie_embeddings": True}))
+    train(config, out, progress=False)
+    return out
+
+
+def test_run_source_reads_embedding_rows_of_number_tokens(tied_run):
+    source = open_source(f"run:{tied_run}")
+    embed, unembed = source.number_representations(list(range(300)), ["embed", "unembed"])
+    weights = load_file(str(tied_run / "checkpoints/step-00000004/model.safetensors"))
+    tokenizer = json.loads((tied_run / "tokenizer.json").read_text())
+    added = {t["content"]: t["id"] for t in tokenizer["added_tokens"]}
+    assert embed.labels == tuple(range(300)) and embed.meta["step"] == 4
+    for row, n in enumerate(embed.labels[:20]):
+        tid = added.get(str(n)) or tokenizer["model"]["vocab"][str(n)]
+        assert embed.token_ids[row] == (tid,)
+        assert np.array_equal(embed.values[row], weights["embed.weight"][tid])
+    assert unembed.meta["tied"] and np.array_equal(unembed.values, embed.values)
+    assert [c[:2] for c in source.checkpoints()] == [(0, 0), (2, 256), (4, 512)]
+    early = open_source(f"run:{tied_run}@2").number_representations([5], ["embed"])[0]
+    assert early.meta["step"] == 2 and not np.array_equal(early.values[0], embed.values[5])
+
+
+def test_run_source_errors(tied_run, tmp_path):
+    with pytest.raises(ConvergentError, match="no checkpoint at step 3"):
+        open_source(f"run:{tied_run}@3")
+    with pytest.raises(ConvergentError, match="sites embed and unembed"):
+        open_source(f"run:{tied_run}").number_representations([1], ["layer.0"])
+    with pytest.raises(ConvergentError, match="do not apply"):
+        open_source(f"run:{tied_run}", pooling="mean")
+    with pytest.raises(ConvergentError, match="not a training run"):
+        open_source(f"run:{tmp_path}")
+
+
+def test_resolve_routes_a_run_folder(tied_run):
+    assert open_source(str(tied_run)).name == tied_run.name
+
+
+def test_ppmi_matches_a_dense_computation():
+    docs = [np.array([0, 1, 2, 1, 0, 3]), np.array([2, 3, 3, 1])]
+    counts = cooccurrence(docs, np.arange(4), window=2).toarray()
+    dense = np.zeros((4, 4))
+    for doc in docs:
+        for i in range(len(doc)):
+            for j in range(max(0, i - 2), min(len(doc), i + 3)):
+                if i != j:
+                    dense[doc[i], doc[j]] += 1
+    assert np.array_equal(counts, dense)
+    pmi = ppmi_matrix(__import__("scipy.sparse").sparse.csr_matrix(dense), 1.0).toarray()
+    total = dense.sum()
+    with np.errstate(divide="ignore"):
+        expected = np.log(dense * total / np.outer(dense.sum(1), dense.sum(0)))
+    assert np.allclose(pmi, np.where(dense > 0, np.maximum(expected, 0), 0))
+
+
+@pytest.mark.parametrize("arch", ["word2vec", "ppmi"])
+def test_classical_runs_are_sources_and_reproducible(corpus, tmp_path, arch):
+    config = TrainConfig(arch=arch, corpus=corpus, tokenizer="word", vocab_size=5000,
+                         embedding=EmbeddingConfig(dim=8, epochs=2, min_count=2))
+    first = train(config, tmp_path / "a", progress=False)
+    second = train(config, tmp_path / "b", progress=False)
+    assert first.complete and first.checkpoints == second.checkpoints
+    a = open_source(f"run:{tmp_path / 'a'}").number_representations(list(range(200)),
+                                                                    ["embed", "unembed"])
+    b = open_source(f"run:{tmp_path / 'b'}").number_representations(list(range(200)),
+                                                                    ["embed"])
+    assert len(a[0].labels) > 150 and a[0].values.shape[1] == 8
+    assert np.array_equal(a[0].values, b[0].values)
+    assert not np.allclose(a[0].values, a[1].values)
+
+
+def test_cli_trains_resumes_and_refuses_a_changed_config(corpus, tmp_path, capsys):
+    config_file = tmp_path / "tiny.json"
+    tiny_config(corpus, tokens=16 * 8 * 2).save(config_file)
+    argv = ["train", "--arch", "lstm", "--config", str(config_file), "--out",
+            str(tmp_path / "run"), "--no-progress"]
+    assert main(argv) == 0
+    assert "2 checkpoints" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["complete"] and manifest["arch"] == "lstm"
+    assert main(argv) == 0  # complete: resuming is a no-op
+    assert main([*argv, "--lr", "0.5"]) == 2
+    assert "different config" in capsys.readouterr().err
+    assert main(["train", "--arch", "ppmi", "--optimizer", "muon", "--out",
+                 str(tmp_path / "x")]) == 2
