@@ -30,9 +30,13 @@ from convergent.origins.simulator import (
 )
 
 OPTIMIZERS = ("gd", "sgd", "adam", "muon")
-# Per-optimizer defaults, chosen so that each reaches near the entropy floor on the default
-# simulation (6 independent concepts, d = 32) within the default steps (docs/origins.md).
-DEFAULT_LR = {"gd": 20.0, "sgd": 10.0, "adam": 0.01, "muon": 0.01}
+# Per-model, per-optimizer defaults, measured so that each reaches the entropy floor on the
+# default simulation (6 independent concepts, d = 32, 1000 steps) without diverging; the
+# neural encoder diverges under GD with lr 5 (docs/origins.md).
+DEFAULT_LR = {
+    "loglinear": {"gd": 20.0, "sgd": 10.0, "adam": 0.01, "muon": 0.01},
+    "neural": {"gd": 1.0, "sgd": 1.0, "adam": 0.01, "muon": 0.01},
+}
 DEFAULT_SGD_BATCH = 512
 MAX_FULL_BATCH_CELLS = 50_000_000  # seen contexts x tokens in one full-batch logit matrix
 
@@ -41,7 +45,7 @@ MAX_FULL_BATCH_CELLS = 50_000_000  # seen contexts x tokens in one full-batch lo
 class TrainConfig:
     """How to train: model kind, dimension, optimizer and its settings, data size, seed.
 
-    ``lr`` / ``batch_size`` of None take the optimizer's defaults (DEFAULT_LR; full batch
+    ``lr`` / ``batch_size`` of None take the defaults (DEFAULT_LR per model; full batch
     except for "sgd", which uses DEFAULT_SGD_BATCH). ``samples`` of None trains on the exact
     population distribution P(x) P(y | x) (minibatches then draw fresh samples each step).
     """
@@ -65,12 +69,16 @@ class TrainConfig:
             raise ConvergentError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
+        if self.model not in DEFAULT_LR:
+            raise ConvergentError(
+                f"unknown model {self.model!r}; choose one of {', '.join(DEFAULT_LR)}"
+            )
         if self.optimizer == "gd" and self.batch_size is not None:
             raise ConvergentError("optimizer 'gd' is full-batch; use 'sgd' for minibatches")
         batch = self.batch_size
         if batch is None and self.optimizer == "sgd":
             batch = DEFAULT_SGD_BATCH
-        lr = DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
+        lr = DEFAULT_LR[self.model][self.optimizer] if self.lr is None else self.lr
         for name, value in (("steps", self.steps), ("samples", self.samples or 1)):
             if value < 1:
                 raise ConvergentError(f"{name} must be positive, got {value}")
