@@ -1,0 +1,183 @@
+"""Training speed of our models against Hugging Face implementations of equal configs.
+
+One run measures, on the same CPU and thread count: training tokens/s (forward, backward,
+AdamW step) of our Transformer vs ``LlamaForCausalLM``, our Mamba-2 vs
+``Mamba2ForCausalLM`` (its pure-PyTorch path, the one that runs without CUDA kernels),
+our Gated DeltaNet layer vs the Qwen3-Next ``Qwen3NextGatedDeltaNet`` layer (forward +
+backward of the token mixer alone; Hugging Face has no Gated DeltaNet language model
+without a mixture-of-experts MLP), and our LSTM (no Hugging Face counterpart); plus
+model-FLOPs utilization (MFU) against the float32 matmul peak measured in the same run.
+
+    .venv/bin/python benchmarks/bench_train.py [--width 512] [--layers 4] [--seq 256]
+        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from convergent.train.config import ModelConfig
+from convergent.train.models import build_model
+from convergent.train.models.common import ffn_width
+from convergent.train.models.deltanet import GatedDeltaNet
+
+
+def matmul_peak(size: int = 1024, repeats: int = 20) -> float:
+    """Best float32 GFLOP/s of a square matmul."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def time_steps(step: Callable[[], None], steps: int, repeats: int) -> float:
+    """Median seconds per call of ``step`` (after two warm-up calls)."""
+    step()
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        times.append((time.perf_counter() - start) / steps)
+    return statistics.median(times)
+
+
+def lm_step(model: nn.Module, ids: torch.Tensor, hf: bool) -> Callable[[], None]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step() -> None:
+        loss = model(input_ids=ids[:, :-1], labels=ids[:, :-1]).loss if hf else model.loss(ids)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    return step
+
+
+def mixer_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        layer(x).square().mean().backward()
+        layer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def flops_per_token(model: nn.Module, layers: int, width: int, seq: int) -> float:
+    """6 x (parameters touched per token) + causal attention, the usual MFU convention."""
+    params = sum(p.numel() for n, p in model.named_parameters() if n != "embed.weight")
+    attention = 6 * layers * seq * width  # 12 L T d for full attention, halved for causal
+    return 6 * params + attention
+
+
+def hf_llama(config: ModelConfig, vocab: int, seq: int) -> nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=config.d_model,
+                      intermediate_size=ffn_width(config), num_hidden_layers=config.n_layers,
+                      num_attention_heads=config.n_heads, num_key_value_heads=config.n_heads,
+                      max_position_embeddings=seq + 1, rms_norm_eps=1e-6,
+                      tie_word_embeddings=False)
+    cfg._attn_implementation = "sdpa"
+    return LlamaForCausalLM(cfg)
+
+
+def hf_mamba2(config: ModelConfig, vocab: int) -> nn.Module:
+    from transformers import Mamba2Config, Mamba2ForCausalLM
+
+    inner = config.expand * config.d_model
+    cfg = Mamba2Config(vocab_size=vocab, hidden_size=config.d_model,
+                       num_hidden_layers=config.n_layers, state_size=config.d_state,
+                       expand=config.expand, head_dim=config.head_dim,
+                       num_heads=inner // config.head_dim, n_groups=1,
+                       conv_kernel=config.conv_size, chunk_size=config.chunk_size,
+                       use_bias=False, tie_word_embeddings=False)
+    return Mamba2ForCausalLM(cfg)
+
+
+def hf_gdn(config: ModelConfig) -> nn.Module:
+    from transformers.models.qwen3_next.configuration_qwen3_next import Qwen3NextConfig
+    from transformers.models.qwen3_next.modeling_qwen3_next import Qwen3NextGatedDeltaNet
+
+    cfg = Qwen3NextConfig(hidden_size=config.d_model, num_hidden_layers=1,
+                          layer_types=["linear_attention"],
+                          linear_num_value_heads=config.n_heads,
+                          linear_num_key_heads=config.n_heads,
+                          linear_key_head_dim=config.d_model // config.n_heads,
+                          linear_value_head_dim=config.d_model // config.n_heads,
+                          linear_conv_kernel_dim=config.conv_size)
+    return Qwen3NextGatedDeltaNet(cfg, layer_idx=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--width", type=int, default=512)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--seq", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    import transformers.utils.logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    torch.manual_seed(0)
+    tokens = args.batch * args.seq
+    ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
+    peak = matmul_peak()
+    print(f"threads {torch.get_num_threads()}, matmul peak {peak:.1f} GFLOP/s; "
+          f"width {args.width}, layers {args.layers}, seq {args.seq}, batch {args.batch}, "
+          f"vocab {args.vocab}")
+    heads = max(1, args.width // 64)
+    base = ModelConfig(d_model=args.width, n_layers=args.layers, n_heads=heads, head_dim=0,
+                       d_state=64, chunk_size=64)
+    rows = []
+
+    def pair(name, ours, theirs, ours_step, theirs_step, flops):
+        t_ours = time_steps(ours_step, args.steps, args.repeats)
+        t_hf = time_steps(theirs_step, args.steps, args.repeats) if theirs_step else None
+        mfu = flops * tokens / t_ours / 1e9 / peak if flops else None
+        rows.append((name, tokens / t_ours, tokens / t_hf if t_hf else None, mfu, theirs))
+
+    ours = build_model("transformer", base, args.vocab)
+    pair("Transformer", ours, "LlamaForCausalLM", lm_step(ours, ids, False),
+         lm_step(hf_llama(base, args.vocab, args.seq), ids, True),
+         flops_per_token(ours, args.layers, args.width, args.seq))
+    mamba_cfg = ModelConfig(**{**base.__dict__, "head_dim": 64})
+    ours = build_model("mamba2", mamba_cfg, args.vocab)
+    pair("Mamba-2", ours, "Mamba2ForCausalLM", lm_step(ours, ids, False),
+         lm_step(hf_mamba2(mamba_cfg, args.vocab), ids, True),
+         flops_per_token(ours, args.layers, 0, args.seq))
+    x = torch.randn(args.batch, args.seq, args.width, requires_grad=False)
+    ours_layer = GatedDeltaNet(base)
+    pair("Gated DeltaNet (layer)", ours_layer, "Qwen3NextGatedDeltaNet",
+         mixer_step(ours_layer, x), mixer_step(hf_gdn(base), x), None)
+    ours = build_model("lstm", base, args.vocab)
+    pair("LSTM", ours, "(none in transformers)", lm_step(ours, ids, False), None,
+         flops_per_token(ours, 0, 0, args.seq))
+    print("\n| model | ours tokens/s | Hugging Face tokens/s | ratio | MFU | reference |")
+    print("|---|---|---|---|---|---|")
+    for name, mine, theirs, mfu, ref in rows:
+        ratio = f"{mine / theirs:.2f}x" if theirs else "-"
+        hf_rate = f"{theirs:,.0f}" if theirs else "-"
+        mfu_text = f"{100 * mfu:.0f}%" if mfu else "-"
+        print(f"| {name} | {mine:,.0f} | {hf_rate} | {ratio} | {mfu_text} | {ref} |")
+
+
+if __name__ == "__main__":
+    main()
