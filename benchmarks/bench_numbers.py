@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from convergent import analyze_numbers
-from convergent.numbers.folds import cohen_kappa
 from convergent.numbers.probe import fold_assignments, probe_features
+from convergent.probing.folds import cohen_kappa
 
 MODULI = list(range(2, 11))
 
@@ -41,7 +41,7 @@ def wide_matrix(n: int = 1000, dim: int = 4096, seed: int = 0) -> np.ndarray:
 def sklearn_cv(values: np.ndarray, numbers: np.ndarray) -> dict[int, float]:
     from sklearn.linear_model import LogisticRegression
 
-    features, _ = probe_features(values)
+    features = probe_features(values)
     assignments = fold_assignments(numbers, MODULI, 5, 0)
     kappas = {}
     for t in MODULI:

@@ -3,7 +3,7 @@ import pytest
 import scipy.linalg
 from numbers_fixtures import planted
 
-from convergent.numbers.basis import principal_basis
+from convergent.basis import principal_basis
 from convergent.numbers.fisher import fisher, scatter_matrices
 from convergent.numbers.fourier import period_powers
 

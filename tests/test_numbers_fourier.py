@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from numbers_fixtures import planted
 
-from convergent.numbers.basis import principal_basis
+from convergent.basis import principal_basis
 from convergent.numbers.fourier import dft_power_at, period_powers, spectrum
 
 

@@ -3,15 +3,15 @@ import pytest
 from numbers_fixtures import planted
 
 from convergent import analyze_numbers
-from convergent.numbers.folds import bootstrap_kappa_interval, cohen_kappa, stratified_folds
 from convergent.numbers.probe import fold_assignments, probe_features, probe_moduli
+from convergent.probing.folds import bootstrap_kappa_interval, cohen_kappa, stratified_folds
 
 
 def sklearn_reference(values, numbers, moduli, folds=5, seed=0):
     """The reference probe: sklearn LogisticRegression(C=1) on the same features and folds."""
     from sklearn.linear_model import LogisticRegression
 
-    features, _ = probe_features(values)
+    features = probe_features(values)
     assignments = fold_assignments(numbers, moduli, folds, seed)
     kappas = {}
     for t in moduli:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from convergent.numbers.basis import principal_basis
+from convergent.basis import principal_basis
 from convergent.numbers.controls import explained_by_tokens, token_identity_features
 from convergent.numbers.fisher import FisherResult, fisher
 from convergent.numbers.fourier import Spectrum, period_powers, spectrum

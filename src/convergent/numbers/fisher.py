@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from convergent.numbers.basis import PrincipalBasis
+from convergent.basis import PrincipalBasis
 
 SINGULAR_RCOND = 1e-10
 

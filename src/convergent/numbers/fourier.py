@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from convergent.numbers.basis import PrincipalBasis
+from convergent.basis import PrincipalBasis
 
 
 @dataclass(frozen=True, eq=False)
