@@ -145,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
         if lm is not None:
             data["lm"] = lm.to_dict()
         write_json_atomic(out / "sweep.json", data)
-        figures.save_figure(figures.sweep_figure(result.records), out / "sweep.png")
+        figures.save_figure(figures.sweep_figure(result.records, lm), out / "sweep.png")
         print(_sweep_table(result.records))
         print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
         return 0

@@ -115,8 +115,9 @@ def cosine_figure(run: OriginsRun, lm: LMConceptResult | None = None) -> Figure:
     return fig
 
 
-def sweep_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
-    """``records``: dicts with optimizer, dim and the final summary keys of a run."""
+def sweep_figure(records: Sequence[Mapping[str, Any]], lm: LMConceptResult | None = None) -> Figure:
+    """``records``: dicts with optimizer, dim and the final summary keys of a run; ``lm``
+    adds the real LM's values as dashed horizontal lines."""
     from matplotlib.figure import Figure
 
     panels = (
@@ -138,6 +139,8 @@ def sweep_figure(records: Sequence[Mapping[str, Any]]) -> Figure:
         ax.grid(alpha=0.3)
         if key == "excess_loss":
             ax.set_yscale("log")
+        elif lm is not None:
+            ax.axhline(lm.to_dict()["summary"][key], color="k", ls="--", lw=1, label=lm.source)
     if records:
         m = records[0].get("concepts")
         if m:
