@@ -156,3 +156,18 @@ def test_cli_extract_numbers(llama, tmp_path, capsys):
     assert main(["extract", str(llama), "--site", "layer:9", "--numbers", "0:5",
                  "--out", str(tmp_path / "bad")]) == 2
     assert "has 3 layers" in capsys.readouterr().err
+
+
+def test_repeated_analysis_reads_the_automatic_cache(llama, tmp_path, monkeypatch):
+    source = open_hf(str(llama), cache_dir=str(tmp_path))
+    first = source.number_representations(range(12), ["layer:0"])[0]
+    assert len(list(tmp_path.iterdir())) == 1
+
+    def no_model(self, items, token_ids):
+        raise AssertionError("the cache should have been read")
+
+    monkeypatch.setattr(engine_module.Engine, "run", no_model)
+    again = source.number_representations(range(12), ["layer:0"])[0]
+    np.testing.assert_array_equal(first.values, again.values)
+    with pytest.raises(AssertionError):
+        source.number_representations(range(12), ["layer:1"])  # another plan: extracts

@@ -31,6 +31,6 @@ def test_plot_layers_writes_png_and_svg(tmp_path):
     written = plot_layers(entries, [tmp_path / "l.png", tmp_path / "l.svg"])
     assert [p.name for p in written] == ["l.png", "l.svg"]
     assert (tmp_path / "l.png").stat().st_size > 10_000
-    assert plot_layers(entries, tmp_path / "a.png", tmp_path / "a.svg")[1].is_file()
+    assert plot_layers(entries[:2], tmp_path / "a.png")[0].is_file()
     assert plot_layers([_entry("m", "embed", 0.0)], [tmp_path / "none.png"]) == []
     assert not (tmp_path / "none.png").exists()
