@@ -70,3 +70,21 @@ def test_theory_cli(tmp_path, capsys):
     assert data["separable"]["best_linear_accuracy"] == 100.0
     assert (tmp_path / "theory.png").exists()
     assert "Theorem 1" in capsys.readouterr().out
+
+
+def test_a_rerun_resumes_from_finished_analyses(tmp_path):
+    np.save(tmp_path / "a.npy", planted(n=100, dim=4, periods=(2,), seed=0))
+    out = tmp_path / "out"
+    argv = ["numbers", f"matrix:{tmp_path / 'a.npy'}", "--numbers", "0:100", "--out", str(out),
+            "--permutations", "0", "--moduli", "2:4"]
+    assert main(argv) == 0
+    (kept,) = (out / ".partial").glob("*.json")
+    entry = json.loads(kept.read_text())
+    entry["periods"]["2"]["kappa"] = 12.5  # marks the kept file: a rerun must read it
+    kept.write_text(json.dumps(entry))
+    assert main(argv) == 0
+    assert json.loads((out / "results.json").read_text())["sources"][0]["periods"]["2"][
+        "kappa"] == 12.5
+    assert main([*argv, "--seed", "1"]) == 0  # other settings: analysed afresh
+    assert json.loads((out / "results.json").read_text())["sources"][0]["periods"]["2"][
+        "kappa"] > 50

@@ -117,22 +117,56 @@ def run(args: argparse.Namespace) -> int:
         raise ConvergentError("--labels applies only to matrix sources (matrix:PATH)")
     entries: list[dict[str, Any]] = []
     dynamics: list[dict[str, Any]] = []
+    memo = args.out / ".partial"  # one finished analysis per file: a rerun resumes
     for spec in args.sources:
         source = open_source(spec, **_source_options(spec, args))
         if args.dynamics:
-            dynamics.extend(_dynamics(spec, source, numbers, sites, args.contiguous, settings))
-        entries.extend(_analyse(source, numbers, sites, args.contiguous, settings))
+            dynamics.extend(
+                _dynamics(spec, source, numbers, sites, args.contiguous, settings, memo)
+            )
+        entries.extend(_analyse(source, numbers, sites, args.contiguous, settings, memo))
     _write(args.out, entries, dynamics)
     _print_table(entries)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'numbers.png'}")
     return 0
 
 
+def _memo_path(memo: Path, rep: Any, settings: dict[str, Any]) -> Path:
+    """Where the analysis of exactly this matrix (and tokens) with these settings is kept."""
+    import hashlib
+    import json
+
+    from convergent import __version__
+    from convergent.provenance import array_hash
+
+    key = json.dumps(
+        [
+            __version__,
+            rep.source,
+            rep.site,
+            list(rep.labels[:1]) + list(rep.labels[-1:]),
+            array_hash(rep.values),
+            repr(rep.token_ids),
+            settings,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    return memo / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.json"
+
+
 def _analyse(
-    source: Any, numbers: range, sites: list[str], contiguous: bool, settings: dict[str, Any]
+    source: Any,
+    numbers: range,
+    sites: list[str],
+    contiguous: bool,
+    settings: dict[str, Any],
+    memo: Path,
 ) -> list[dict[str, Any]]:
+    import json
     import warnings
 
+    from convergent.io import write_json_atomic
     from convergent.numbers.analysis import analyze_representation
     from convergent.sources import require_numbers
 
@@ -144,12 +178,18 @@ def _analyse(
                 f"{rep.name}: using numbers {chosen.labels[0]}..{chosen.labels[-1]} "
                 "(the longest contiguous range present)"
             )
+        kept = _memo_path(memo, chosen, settings)
+        if kept.is_file():
+            entries.append(json.loads(kept.read_text()))
+            continue
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = analyze_representation(chosen, **settings)
         for warning in caught:
             print(f"warning: {warning.message}")
-        entries.append(result.to_dict())
+        entry = result.to_dict()
+        write_json_atomic(kept, entry)
+        entries.append(json.loads(kept.read_text()))  # the same values a resumed run reads
     return entries
 
 
@@ -160,6 +200,7 @@ def _dynamics(
     sites: list[str],
     contiguous: bool,
     settings: dict[str, Any],
+    memo: Path,
 ) -> list[dict[str, Any]]:
     from convergent.errors import ConvergentError
 
@@ -167,7 +208,7 @@ def _dynamics(
         raise ConvergentError(f"{spec}: --dynamics needs a training run (run:DIR)")
     points = []
     for step, tokens, checkpoint in source.checkpoints():
-        for entry in _analyse(checkpoint, numbers, sites, contiguous, settings):
+        for entry in _analyse(checkpoint, numbers, sites, contiguous, settings, memo):
             points.append(
                 {
                     "source": spec,
