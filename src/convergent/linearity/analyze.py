@@ -75,8 +75,8 @@ def analyze_linearity(
     caller at a layer) replaces the default: steering on f for predictors (exact for a
     log-linear head), none for word vectors.
     """
-    outs, ins = inner_products(space, seed)
     with small_blas():
+        outs, ins = inner_products(space, seed)
         return _analyze(space, report, outs, ins, seed, alpha, folds, steering)
 
 

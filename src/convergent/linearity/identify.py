@@ -123,11 +123,12 @@ def statistics(space: RelationSpace, seed: int = 0, alpha: float = 0.1,
                folds: int = 5) -> dict[str, np.ndarray]:
     """Every statistic as a vector (one entry per relation, or per relation pair)."""
     d_g, d_f = space.reference_g.shape[1], space.reference_f.shape[1]
-    g_ips = {"euclidean": euclidean(d_g), "causal": whitening(space.reference_g, "causal"),
-             "random": random_inner(d_g, seed)}
-    f_ips = {"euclidean": euclidean(d_f), "whitened": whitening(space.reference_f, "whitened"),
-             "random": random_inner(d_f, seed + 1)}
     with small_blas():
+        g_ips = {"euclidean": euclidean(d_g), "causal": whitening(space.reference_g, "causal"),
+                 "random": random_inner(d_g, seed)}
+        f_ips = {"euclidean": euclidean(d_f),
+                 "whitened": whitening(space.reference_f, "whitened"),
+                 "random": random_inner(d_f, seed + 1)}
         return _statistics(space, g_ips, f_ips, seed, alpha, folds)
 
 
@@ -190,12 +191,13 @@ def default_contexts(predictor: Predictor) -> tuple[list[Context], list[Context]
 
 def _lee_sentences(n: int, words: int = 12) -> Sequence[str]:
     """Short contexts from gensim's bundled news corpus (empty without gensim)."""
-    try:
-        from gensim.test.utils import datapath
-    except ModuleNotFoundError:
+    from convergent.linearity.pairs import gensim_data
+
+    path = gensim_data("lee_background.cor")
+    if path is None:
         return []
     out = []
-    with open(datapath("lee_background.cor"), encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             toks = line.split()
             for start in range(0, len(toks) - words, words * 4):

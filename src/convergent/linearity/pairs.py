@@ -89,20 +89,28 @@ def _unique(pairs: list[Pair]) -> tuple[Pair, ...]:
     return tuple(dict.fromkeys(pairs))
 
 
+def gensim_data(name: str) -> Path | None:
+    """A file of gensim's bundled test data, found without importing gensim (slow)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gensim")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "test" / "test_data" / name
+    return path if path.is_file() else None
+
+
 def google_analogy(lowercase: bool = False) -> PairSet:
     """The 14 sections of gensim's ``questions-words.txt`` as relations (unique pairs).
 
     Each analogy line ``a b c d`` contributes the pairs (a, b) and (c, d).
     """
-    try:
-        from gensim.test.utils import datapath
-    except ModuleNotFoundError:
-        raise ConvergentError(
-            "pairs google-analogy needs gensim (pip install gensim)"
-        ) from None
+    path = gensim_data("questions-words.txt")
+    if path is None:
+        raise ConvergentError("pairs google-analogy needs gensim (pip install gensim)")
     relations: dict[str, list[Pair]] = {}
     section = None
-    with open(datapath("questions-words.txt"), encoding="utf-8") as handle:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             line = line.strip()
             if not line:

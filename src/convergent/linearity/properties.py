@@ -32,6 +32,8 @@ def small_blas() -> Iterator[None]:
     except ModuleNotFoundError:
         yield
         return
+    import scipy.optimize  # noqa: F401  (loads scipy's own BLAS first, so the limit covers it)
+
     with threadpool_limits(limits=1, user_api="blas"):
         yield
 

@@ -76,9 +76,9 @@ def static_space(
     rows = dict(zip(words, vecs, strict=True))
     assert len(present) == len(words)
     sub, obj = _split(kept, rows)
+    table = np.ascontiguousarray(source.vectors)  # one row-major copy (GloVe is column-major)
     space = RelationSpace(
-        source.name, kept, sub, obj, sub, obj, np.asarray(source.vectors),
-        np.asarray(source.vectors), True, "embed", "embed",
+        source.name, kept, sub, obj, sub, obj, table, table, True, "embed", "embed",
         {"kind": "static", "vocabulary": len(vocab)},
     )
     return space, report
