@@ -117,3 +117,20 @@ def test_identify_needs_a_sample():
     pred, pairs, _ = planted_predictor()
     with pytest.raises(ConvergentError, match="--samples 0"):
         identify(pred, pairs, samples=0)
+
+
+def test_reparameterized_space_equals_the_space_of_the_transformed_predictor():
+    from convergent.linearity.identify import statistics
+    from convergent.linearity.space import reparameterized_space
+
+    pred, pairs, _ = planted_predictor(dim=6, relations=3, pairs=15, rank_f=4, seed=2)
+    space, _ = predictor_space(pred, pairs)
+    ctx = [(i,) for i in range(pred.vocab_size)]
+    rp = sample_reparameterization(pred.f(ctx), pred.g(), seed=3)
+    direct, _ = predictor_space(pred.transformed(rp), pairs)
+    stored = reparameterized_space(space, rp)
+    for rel in space.pairs.relations:
+        assert np.allclose(direct.g_obj[rel], stored.g_obj[rel], atol=1e-12)
+        assert np.allclose(direct.f_sub[rel], stored.f_sub[rel], atol=1e-12)
+    a, b = statistics(direct), statistics(stored)
+    assert all(np.allclose(a[k], b[k], atol=1e-9) for k in a)

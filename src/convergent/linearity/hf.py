@@ -167,7 +167,14 @@ class HFPredictor:
         out: np.ndarray | None = None
         try:
             with torch.no_grad(), self._swapped():
-                for rows, ids in self._batches(contexts):
+                batches = self._batches(contexts)
+                if len(contexts) > 4 * self.batch_size:
+                    from tqdm.auto import tqdm
+
+                    total = -(-len(contexts) // self.batch_size)
+                    batches = tqdm(batches, total=total, desc=f"{self.name}: {want}",
+                                   leave=False)
+                for rows, ids in batches:
                     try:
                         logits = self.model(input_ids=ids, **self._kwargs).logits[:, -1]
                     except _StopForward:
