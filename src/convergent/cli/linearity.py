@@ -78,5 +78,7 @@ def run(args: argparse.Namespace) -> int:
                              out / "linearity_directions.svg"])
     for key, vals in result.summary().items():
         print(f"  {key:10s} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))
+    for note in result.identifiability:
+        print(f"  identifiability: {note}")
     print(f"wrote {out / 'linearity.json'}")
     return 0
