@@ -71,16 +71,43 @@ def speed(spec: str, numbers: int, repeats: int) -> dict[str, float]:
     return best
 
 
+def _rss_mb() -> float:
+    """Current resident memory (Linux /proc; ru_maxrss elsewhere)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def memory_child(spec: str, contexts: int, out: str) -> None:
+    import threading
+
     from convergent.extract.templates import DEFAULT_NUMBER_TEMPLATES
 
     source = _source(spec)
     source.load_model()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import gc
+
+    gc.collect()
+    before = _rss_mb()
+    peak = [before]
+    done = threading.Event()
+
+    def watch() -> None:  # peak of the current RSS while extracting, every 20 ms
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _rss_mb())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     numbers = list(range(contexts // len(DEFAULT_NUMBER_TEMPLATES)))
     source.extract(numbers, "numbers", ["layer:all"], out=out, progress=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"loaded_mb": before / 1024, "peak_mb": peak / 1024}))
+    done.set()
+    watcher.join()
+    peak[0] = max(peak[0], _rss_mb())
+    print(json.dumps({"loaded_mb": before, "peak_mb": peak[0]}))
 
 
 def memory(spec: str, contexts: int, threads: int) -> dict[str, float]:
@@ -96,7 +123,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--numbers", type=int, default=100, help="numbers for the speed test "
                         "(x 4 default templates = contexts)")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="speed runs (0 skips)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--contexts", default="1000,10000", help="memory test sizes")
     parser.add_argument("--child-memory", type=int, help=argparse.SUPPRESS)
@@ -108,22 +135,25 @@ def main() -> None:
     if args.child_memory:
         memory_child(args.model, args.child_memory, args.out)
         return
-    times = speed(args.model, args.numbers, args.repeats)
-    reference = times["plain forward (base model)"]
-    print(f"# {args.model}: {times['contexts']} contexts, {times['layers']} layers, "
-          f"{args.threads} thread(s), best of {args.repeats}")
-    print("| run | seconds | ratio to plain forward |\n|---|---|---|")
-    for name, seconds in times.items():
-        if name not in ("contexts", "layers"):
-            print(f"| {name} | {seconds:.2f} | {seconds / reference:.3f} |")
+    if args.repeats > 0:
+        times = speed(args.model, args.numbers, args.repeats)
+        reference = times["plain forward (base model)"]
+        print(f"# {args.model}: {times['contexts']} contexts, {times['layers']} layers, "
+              f"{args.threads} thread(s), best of {args.repeats}")
+        print("| run | seconds | ratio to plain forward |\n|---|---|---|")
+        for name, seconds in times.items():
+            if name not in ("contexts", "layers"):
+                print(f"| {name} | {seconds:.2f} | {seconds / reference:.3f} |", flush=True)
     sizes = [int(x) for x in args.contexts.split(",")]
-    print("\n| contexts | RSS after loading (MB) | peak RSS during extraction (MB) |")
-    print("|---|---|---|")
+    print("\n| contexts | RSS with the model loaded (MB) | peak RSS while extracting (MB) "
+          "| growth (MB) |\n|---|---|---|---|")
     peaks = []
     for n in sizes:
         result = memory(args.model, n, args.threads)
         peaks.append(result["peak_mb"])
-        print(f"| {n} | {result['loaded_mb']:.0f} | {result['peak_mb']:.0f} |", flush=True)
+        grow = result["peak_mb"] - result["loaded_mb"]
+        print(f"| {n} | {result['loaded_mb']:.0f} | {result['peak_mb']:.0f} | {grow:.0f} |",
+              flush=True)
     print(f"\npeak ratio {sizes[-1]} / {sizes[0]} contexts: {peaks[-1] / peaks[0]:.3f}")
 
 

@@ -171,3 +171,18 @@ def test_repeated_analysis_reads_the_automatic_cache(llama, tmp_path, monkeypatc
     np.testing.assert_array_equal(first.values, again.values)
     with pytest.raises(AssertionError):
         source.number_representations(range(12), ["layer:1"])  # another plan: extracts
+
+
+def test_numbers_cli_reads_a_cache_per_layer(llama, tmp_path):
+    cache = tmp_path / "cache"
+    assert main(["extract", str(llama), "--site", "layer:all", "--numbers", "0:60",
+                 "--out", str(cache), "--template", "x = {n}"]) == 0
+    out = tmp_path / "out"
+    assert main(["numbers", str(cache), "--numbers", "0:60", "--site", "layer:all",
+                 "--permutations", "0", "--folds", "3", "--moduli", "9:11", "--out", str(out)]) == 0
+    entries = json.loads((out / "results.json").read_text())["sources"]
+    assert [e["site"] for e in entries] == ["layer.0", "layer.1", "layer.2"]
+    assert all("baseline_kappa" in e["periods"]["10"] for e in entries)
+    # the last token is the last digit: mod 10 is explained by token identity
+    assert entries[0]["periods"]["10"]["baseline_kappa"] > 90
+    assert (out / "layers.png").is_file()
