@@ -87,3 +87,48 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, capsys, extra, message) -> No
     assert main(["origins", *TINY, *extra, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_compare_lm_in_a_sweep_and_a_dag_file(tmp_path, monkeypatch) -> None:
+    tokens = ["Ġa", "Ġb", "Ġc", "Ġd", "Ġe", "Ġf", "Ġg", "Ġh"] + [f"t{k}" for k in range(20)]
+    g = np.random.default_rng(1).normal(size=(len(tokens), 5))
+    monkeypatch.setattr(real_lm, "open_unembedding", lambda spec: (g, tokens, "fake-lm"))
+    pairs = {"x": [("a", "b"), ("c", "d")], "y": [("e", "f"), ("g", "h")]}
+    monkeypatch.setattr(real_lm, "concept_pairs", lambda spec: pairs)
+    dag = tmp_path / "dag.toml"
+    dag.write_text(
+        '[[concepts]]\nname = "royal"\np = 0.3\n\n[[concepts]]\nname = "female"\n'
+        'parents = ["royal"]\np = { "0" = 0.5, "1" = 0.2 }\n'
+    )
+    out = tmp_path / "s"
+    args = [
+        "origins",
+        *TINY[2:],
+        "--structure",
+        str(dag),
+        "--sweep",
+        "--optimizers",
+        "gd",
+        "--dims",
+        "2",
+        "--compare-lm",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["lm"]["source"] == "fake-lm"
+    assert [c["name"] for c in data["simulator"]["structure"]["concepts"]] == ["royal", "female"]
+    assert main(["origins", "--concepts", "3", *args[3:]]) == 2  # disagrees with the file
+
+
+def test_a_source_without_unembedding_is_refused(tmp_path, monkeypatch, capsys) -> None:
+    import convergent.sources as sources
+
+    class NoHead:
+        name = "encoder"
+
+    monkeypatch.setattr(sources, "open_source", lambda spec: NoHead())
+    assert main(["origins", *TINY, "--compare-lm", "enc", "--out", str(tmp_path)]) == 2
+    assert "no unembedding()" in capsys.readouterr().err
+    assert not (tmp_path / "results.json").exists()

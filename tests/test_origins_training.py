@@ -111,3 +111,21 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, monkeypatch) -> No
         progress=False,
     )
     assert not np.allclose(other.unembedding, reference.unembedding)
+
+
+def test_checkpoints_start_at_zero_and_end_at_the_last_step() -> None:
+    for steps, count in ((600, 2), (600, 3), (1000, 30), (5, 30)):
+        marks = checkpoint_steps(steps, count)
+        assert marks[0] == 0 and marks[-1] == steps and marks == sorted(set(marks))
+
+
+def test_default_step_size_is_capped_for_small_simulations() -> None:
+    from convergent.origins.training import resolve
+
+    assert resolve(TrainConfig(), _sim(2)).lr == 5.0
+    assert resolve(TrainConfig(), _sim(6)).lr == 20.0
+    assert resolve(TrainConfig(lr=3.0), _sim(2)).lr == 3.0
+    assert resolve(TrainConfig(optimizer="adam"), _sim(2)).lr == 0.01
+    # the capped default trains 2 concepts without diverging
+    run = train(_sim(2), TrainConfig(dim=4, steps=300, checkpoints=3), progress=False)
+    assert run.history[-1].excess_loss < 0.05

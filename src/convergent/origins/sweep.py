@@ -16,7 +16,7 @@ from typing import Any
 from convergent.errors import ConvergentError
 from convergent.io import write_json_atomic
 from convergent.origins.simulator import Simulator
-from convergent.origins.training import OPTIMIZERS, TrainConfig, fingerprint, train
+from convergent.origins.training import OPTIMIZERS, TrainConfig, fingerprint, resolve, train
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def run_sweep(
     records = []
     for optimizer, dim in tqdm(grid, desc="sweep", disable=not progress):
         batch = None if optimizer == "gd" else base.batch_size
-        config = replace(base, optimizer=optimizer, dim=dim, batch_size=batch).resolved()
+        config = resolve(replace(base, optimizer=optimizer, dim=dim, batch_size=batch), sim)
         folder = Path(out) / "runs" / f"{optimizer}-d{dim}"
         record = _load_record(folder, sim, config)
         if record is None:

@@ -37,6 +37,7 @@ DEFAULT_LR = {
     "loglinear": {"gd": 20.0, "sgd": 10.0, "adam": 0.01, "muon": 0.01},
     "neural": {"gd": 1.0, "sgd": 1.0, "adam": 0.01, "muon": 0.01},
 }
+LOGLINEAR_STEP_SCALE = 1.25  # default GD/SGD lr <= this / max P(x) (see resolve)
 DEFAULT_SGD_BATCH = 512
 MAX_FULL_BATCH_CELLS = 50_000_000  # seen contexts x tokens in one full-batch logit matrix
 
@@ -144,10 +145,29 @@ class OriginsRun:
         }
 
 
+def resolve(config: TrainConfig, sim: Simulator) -> TrainConfig:
+    """``config.resolved()``, with the log-linear model's default GD/SGD step size capped for
+    small simulations.
+
+    A context's f(x) sees a gradient proportional to P(x), so the stable step size of the
+    free-table model scales like 1 / max P(x). We cap the default at
+    LOGLINEAR_STEP_SCALE / bound, with bound = prod_i max(reveal_i, 1 - reveal_i) >= max P(x).
+    Measured divergence thresholds: 2 concepts at most lr 5-10, 3 concepts at most 10-20,
+    4 or more concepts stable at 40 (reveal 0.5, noise 0.1, 600 steps).
+    """
+    if config.lr is None and config.model == "loglinear" and config.optimizer in ("gd", "sgd"):
+        bound = float(np.prod([max(r, 1.0 - r) for r in sim.reveal]))
+        base = DEFAULT_LR["loglinear"][config.optimizer]
+        config = replace(config, lr=min(base, LOGLINEAR_STEP_SCALE / bound))
+    return config.resolved()
+
+
 def checkpoint_steps(steps: int, count: int) -> list[int]:
     """Step 0 and about ``count - 1`` log-spaced steps up to ``steps`` (distinct, sorted)."""
-    grid = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(int))
-    return [0, *(int(s) for s in grid)]
+    if count <= 2:
+        return [0, steps]
+    grid = np.round(np.geomspace(1, steps, count - 1)).astype(int)
+    return [0, *(int(s) for s in np.unique(np.append(grid, steps)))]
 
 
 def simulation_geometry(
@@ -203,7 +223,7 @@ def train(
     """
     import torch
 
-    config = config.resolved()
+    config = resolve(config, sim)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the matrices are small: one thread is fastest (10x on 2 cores)
     try:
