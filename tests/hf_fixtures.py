@@ -75,3 +75,17 @@ def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0) ->
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def quiet_and_isolated(tmp_path_factory):
+    """Module fixture body: one torch thread (tiny models, shared machine) and a private
+    ``$CONVERGENT_CACHE``, so tests never write to the user's cache."""
+    import pytest
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CONVERGENT_CACHE", str(tmp_path_factory.mktemp("convergent-cache")))
+        yield
+    torch.set_num_threads(before)

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hf_fixtures import make_model  # noqa: E402
+from hf_fixtures import make_model, quiet_and_isolated  # noqa: E402
 
 from convergent.errors import ConvergentError  # noqa: E402
 from convergent.extract.templates import check_templates, single_token_report  # noqa: E402
@@ -17,11 +17,8 @@ from convergent.sources.hf import open_hf  # noqa: E402
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def isolated(tmp_path_factory):
+    yield from quiet_and_isolated(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
