@@ -47,8 +47,9 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """A token cache shared by this module's tests, away from the user's cache."""
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 def test_loss_falls_and_checkpoints_appear(corpus, tmp_path):
@@ -114,3 +115,22 @@ def test_config_json_round_trip(corpus, tmp_path):
     assert TrainConfig.load(tmp_path / "c.json") == config
     with pytest.raises(ConvergentError, match="unknown field"):
         TrainConfig.from_dict({"arch": "lstm", "width": 3})
+
+
+@pytest.mark.parametrize("perturb", ["swap", "unigram", "isolate-1", "context-4"])
+def test_perturbed_runs_train(corpus, tmp_path, perturb):
+    config = tiny_config(corpus, perturb=perturb, tokens=16 * 8 * 2, arch="lstm")
+    result = train(config, tmp_path / "run", progress=False)
+    assert result.complete and result.final_loss is not None
+    meta = json.loads((tmp_path / "run" / "data" / "corpus.json").read_text())
+    assert meta["perturb"] == perturb
+    from convergent.train.run import make_batches, prepare_data
+
+    tok, stream = prepare_data(tmp_path / "run", config, progress=False)
+    batch = make_batches(stream, tok, config).batch(0)
+    if perturb == "context-4":
+        assert batch.tokens.shape == (16 * 8 // 4, 5)
+    elif perturb == "isolate-1":
+        assert batch.mask is not None and batch.tokens.shape == (8, 17)
+    else:
+        assert batch.mask is None and batch.tokens.shape == (8, 17)

@@ -22,8 +22,9 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """A token cache shared by this module's tests, away from the user's cache."""
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 @pytest.fixture(scope="module")

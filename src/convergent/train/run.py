@@ -97,8 +97,8 @@ def prepare_data(run_dir: Path, config: TrainConfig, progress: bool = True):
     import tokenizers
 
     min_count = config.embedding.min_count
-    key = json.dumps([config.corpus, config.max_documents, config.tokenizer, config.vocab_size,
-                      min_count, tokenizers.__version__, 1])
+    key = json.dumps([config.corpus, _fingerprint(config.corpus), config.max_documents,
+                      config.tokenizer, config.vocab_size, min_count, tokenizers.__version__, 1])
     cache = _cache_root() / "tokens" / hashlib.sha256(key.encode()).hexdigest()[:16]
     if (cache / "tokenizer.json").is_file() and (cache / "tokens.npy").is_file():
         tok, stream = load_tokenizer(cache / "tokenizer.json"), _load_stream(cache / "tokens.npy")
@@ -113,13 +113,23 @@ def prepare_data(run_dir: Path, config: TrainConfig, progress: bool = True):
         stream = encode_documents(tok, corpus.documents)
         meta = {"corpus": config.corpus, "documents": len(corpus.documents),
                 "words": corpus.n_words, "corpus_sha256": corpus.sha256}
-        if not config.corpus.startswith("hf:") and not Path(config.corpus).exists():
-            _save_data(cache, tok, stream, meta)  # only bundled corpora are cached
+        if not config.corpus.startswith("hf:"):  # streamed corpora may change: not cached
+            _save_data(cache, tok, stream, meta)
     stream = perturb_stream(stream, tok, config)
     meta = {**meta, "tokens": len(stream), "perturb": config.perturb,
             "stream_sha256": hashlib.sha256(stream.tobytes()).hexdigest()[:16]}
     _save_data(run_dir, tok, stream, meta, data_dir=True)
     return tok, stream
+
+
+def _fingerprint(spec: str) -> list[Any]:
+    """(path, size, mtime) of a local corpus's files, so an edited file is not served stale."""
+    path = Path(spec)
+    if not path.exists():
+        return []
+    files = sorted(path.rglob("*")) if path.is_dir() else [path]
+    return [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in files
+            if f.is_file()]
 
 
 def _save_data(folder: Path, tok, stream: np.ndarray, meta: dict[str, Any],
