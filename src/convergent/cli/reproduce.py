@@ -1,0 +1,48 @@
+"""``convergent reproduce WHAT``: rerun one of the papers' experiments end to end.
+
+Each WHAT is a sub-command registered from ``EXPERIMENTS`` (name -> module, adder, runner):
+the module's adder adds the experiment's own options, the runner does the work. Every WHAT
+gets ``--out``, ``--preset quick|paper``, ``--seeds``, ``--workers`` and ``--no-progress``.
+To add an experiment (e.g. ``architectures``, ``perturbations``), add one entry.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+EXPERIMENTS: dict[str, tuple[str, str, str, str]] = {
+    "addition": (
+        "convergent.tasks.cli_support", "add_reproduce_arguments", "run_reproduce_addition",
+        "9-digit multi-token vs 3-digit single-token addition, Muon and AdamW (Fu et al. "
+        "2026): trains the four settings, writes addition.png, dynamics.png, results.json",
+    ),
+}
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "reproduce", help="rerun a paper experiment end to end (train, analyse, figures)",
+        description="Rerun one of the papers' experiments; re-running the same command "
+        "resumes (finished runs and evaluations are reused).")
+    whats = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    for name, (module, adder, _, text) in EXPERIMENTS.items():
+        sub = whats.add_parser(name, help=text, description=text)
+        sub.add_argument("--out", type=Path, required=True, help="output folder")
+        sub.add_argument("--preset", choices=["quick", "paper"], default="quick",
+                         help="quick: minutes on a CPU (default); paper: larger, GPU scale")
+        sub.add_argument("--seeds", type=int, default=None,
+                         help="number of seeds per setting (seeds 0..N-1)")
+        sub.add_argument("--workers", type=int, default=None,
+                         help="runs trained at the same time, one torch thread each "
+                         "(default 2)")
+        sub.add_argument("--no-progress", action="store_true")
+        getattr(importlib.import_module(module), adder)(sub)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    module, _, runner, _ = EXPERIMENTS[args.what]
+    return int(getattr(importlib.import_module(module), runner)(args))

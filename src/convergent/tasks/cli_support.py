@@ -1,0 +1,204 @@
+"""Command-line glue for tasks: ``convergent train --task addition`` and ``reproduce addition``.
+
+Only argparse and the standard library are imported at module level (CLI start-up stays
+fast); torch and the training engine load inside the functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+TASKS = ("addition",)
+PRESETS = ("quick", "paper")
+
+
+def add_task_arguments(parser: argparse.ArgumentParser) -> None:
+    """The task options of ``convergent train`` (they apply only with ``--task``)."""
+    group = parser.add_argument_group("task training (--task)")
+    group.add_argument("--task", choices=TASKS, default=None,
+                       help="train on a synthetic task instead of text (then --arch defaults "
+                       "to transformer with tied embeddings)")
+    group.add_argument("--digits", type=int, default=9, help="addition: digits per operand")
+    group.add_argument("--chunk", type=int, default=3,
+                       help="addition: digits per token (1..3); --digits 3 --chunk 3 is "
+                       "single-token addition")
+    group.add_argument("--no-final-carry", action="store_true",
+                       help="addition: drop the answer's lead carry chunk (sum mod 10**digits)")
+    group.add_argument("--reverse", action="store_true",
+                       help="addition: write the answer least significant chunk first")
+    group.add_argument("--train-pairs", type=int, default=None,
+                       help="addition: fixed training set size (default: 100000 for <= 3 "
+                       "digits, fresh pairs every batch above)")
+    group.add_argument("--test-pairs", type=int, default=2000)
+    group.add_argument("--steps", type=int, default=None,
+                       help="task: optimizer steps (alternative to --tokens)")
+
+
+def task_defaults(digits: int) -> dict[str, Any]:
+    """Defaults shared by ``train --task`` and the quick reproduction."""
+    from convergent.tasks.experiment import ReproConfig
+
+    quick = ReproConfig()
+    return {"model": quick.model, "steps": quick.steps, "batch_size": quick.batch_size,
+            "lr": quick.lr, "weight_decay": quick.weight_decay,
+            "train_pairs": quick.train_pairs_3digit if digits <= 3 else quick.train_pairs_9digit,
+            "checkpoints": quick.checkpoints, "warmup_fraction": quick.warmup_fraction}
+
+
+def build_task_spec(args: argparse.Namespace):
+    """The :class:`~convergent.tasks.run.TaskRunSpec` described by ``args``."""
+    from convergent.errors import ConvergentError
+    from convergent.tasks.addition import AdditionTask
+    from convergent.tasks.dataset import SplitConfig
+    from convergent.tasks.run import TaskRunSpec
+    from convergent.train.config import TrainConfig
+
+    task = AdditionTask(digits=args.digits, chunk=args.chunk,
+                        final_carry=not args.no_final_carry, reverse=args.reverse)
+    defaults = task_defaults(task.digits)
+    arch = getattr(args, "arch", None) or "transformer"
+    if arch in ("word2vec", "ppmi"):
+        raise ConvergentError(f"--task {args.task} trains a neural model, not {arch}")
+    config_file = getattr(args, "config", None)
+    if config_file is not None:
+        base = TrainConfig.load(config_file)
+    else:
+        base = TrainConfig(model=defaults["model"], lr=defaults["lr"],
+                           weight_decay=defaults["weight_decay"],
+                           batch_size=defaults["batch_size"])
+    per_step = base.batch_size * (task.seq_len - 1)
+    steps = getattr(args, "steps", None)
+    tokens = getattr(args, "tokens", None)
+    if steps is not None and tokens is not None:
+        raise ConvergentError("give --steps or --tokens, not both")
+    if tokens is None:
+        tokens = (steps or defaults["steps"]) * per_step
+    changes = {"arch": arch, "optimizer": getattr(args, "optimizer", None),
+               "seed": getattr(args, "seed", None), "lr": getattr(args, "lr", None),
+               "tokens": tokens,
+               "warmup_tokens": int(defaults["warmup_fraction"] * tokens),
+               "checkpoint_every": max(per_step, tokens // defaults["checkpoints"])}
+    config = base.replace(**{k: v for k, v in changes.items() if v is not None})
+    train_pairs = args.train_pairs if args.train_pairs is not None else defaults["train_pairs"]
+    split = SplitConfig(test_pairs=args.test_pairs, train_pairs=train_pairs, seed=config.seed)
+    return TaskRunSpec(task, split, config)
+
+
+def run_task_training(args: argparse.Namespace) -> int:
+    """``convergent train --task ...``: train, evaluate every checkpoint, print a summary."""
+    import torch
+
+    from convergent.tasks.run import evaluate_run, train_task
+
+    spec = build_task_spec(args)
+    threads = getattr(args, "threads", None)
+    torch.set_num_threads(threads or 1)
+    out = getattr(args, "out", None) or Path("runs") / f"{spec.task.spec}-{spec.config.optimizer}"
+    progress = not getattr(args, "no_progress", False)
+    print(f"training {spec.task.name} ({spec.config.arch}, {spec.config.optimizer}) into {out}")
+    train_task(spec, out, progress=progress)
+    points = evaluate_run(out, progress=progress)
+    print_dynamics(points)
+    print(f"next: convergent numbers run:{out} --numbers 0:{spec.task.base} --dynamics "
+          f"--out {out}/numbers")
+    return 0
+
+
+def print_dynamics(points: list[dict[str, Any]]) -> None:
+    print(f"{'step':>7} {'tokens':>10} {'test EM':>8} {'train EM':>8}  kappa_2 kappa_5 kappa_10")
+    for p in points:
+        periods = p.get("numbers", {}).get("periods", {})
+        kappas = " ".join(f"{periods[t]['kappa']:7.1f}" if t in periods else "      -"
+                          for t in ("2", "5", "10"))
+        print(f"{p['step']:>7} {p['tokens']:>10,} {p['test']['exact_match']:>8.1f} "
+              f"{p['train']['exact_match']:>8.1f}  {kappas}")
+
+
+# convergent reproduce addition ---------------------------------------------------------
+
+def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=int, default=None, help="optimizer steps per run")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--d-model", type=int, default=None)
+    parser.add_argument("--layers", type=int, default=None)
+    parser.add_argument("--checkpoints", type=int, default=None,
+                        help="evaluated checkpoints per run")
+    parser.add_argument("--train-pairs-3digit", type=int, default=None,
+                        help="fixed 3-digit training set size (default 100000 of 10**6)")
+    parser.add_argument("--only", action="append", default=None, metavar="SETTING",
+                        help="run only some settings: d9c3-muon, d9c3-adamw, d3c3-muon, "
+                        "d3c3-adamw (repeatable)")
+
+
+def repro_config(args: argparse.Namespace):
+    """The :class:`ReproConfig` of ``--preset`` with the command line's changes."""
+    from dataclasses import replace
+
+    from convergent.errors import ConvergentError
+    from convergent.tasks.experiment import SETTINGS, ReproConfig, with_changes
+    from convergent.train.config import ModelConfig
+
+    base = ReproConfig()
+    if args.preset == "paper":
+        base = replace(base, model=ModelConfig(d_model=512, n_layers=4, n_heads=8,
+                                               tie_embeddings=True),
+                       steps=20_000, batch_size=256, lr=1e-3, seeds=(0, 1, 2), checkpoints=20)
+    model = base.model
+    if args.d_model or args.layers:
+        model = replace(model, d_model=args.d_model or model.d_model,
+                        n_layers=args.layers or model.n_layers)
+    settings = SETTINGS
+    if args.only:
+        known = {s.slug: s for s in SETTINGS}
+        bad = [o for o in args.only if o not in known]
+        if bad:
+            raise ConvergentError(f"--only {bad[0]}: choose from {', '.join(known)}")
+        settings = tuple(known[o] for o in args.only)
+    seeds = tuple(range(args.seeds)) if args.seeds is not None else None
+    return with_changes(base, model=model, steps=args.steps, batch_size=args.batch_size,
+                        lr=args.lr, checkpoints=args.checkpoints, seeds=seeds,
+                        workers=args.workers, settings=settings,
+                        train_pairs_3digit=args.train_pairs_3digit)
+
+
+def run_reproduce_addition(args: argparse.Namespace) -> int:
+    from convergent.io import write_json_atomic
+    from convergent.report.addition import (
+        paper_entries,
+        plot_addition,
+        plot_addition_dynamics,
+    )
+    from convergent.tasks.experiment import PAPER_KAPPA, reproduce_addition
+
+    config = repro_config(args)
+    out: Path = args.out
+    runs = len(config.settings) * len(config.seeds)
+    print(f"addition: {runs} runs of {config.steps} steps (batch {config.batch_size}, "
+          f"d_model {config.model.d_model}, {config.model.n_layers} layers) into {out}/runs, "
+          f"{config.workers} at a time")
+    result = reproduce_addition(out, config, progress=not args.no_progress)
+    data = result.to_dict()
+    write_json_atomic(out / "results.json", data)
+    entries = [r.entry for r in result.runs]
+    labels = [s.label for s in config.settings]
+    plot_addition(entries, paper_entries(PAPER_KAPPA, labels),
+                  [out / "addition.png", out / "addition.svg"])
+    plot_addition_dynamics([r.to_dict() for r in result.runs],
+                           [out / "dynamics.png", out / "dynamics.svg"])
+    print_summary(data["summary"])
+    print(f"wrote {out / 'results.json'}, {out / 'addition.png'}, {out / 'dynamics.png'}")
+    return 0
+
+
+def print_summary(summary: dict[str, dict[str, Any]]) -> None:
+    print(f"{'setting':<15} {'test EM':>8} " + " ".join(f"{'k' + t:>6}" for t in
+                                                        ("2", "4", "5", "10", "3", "7"))
+          + "   paper (2/4/5/10)")
+    for label, s in summary.items():
+        kap = " ".join(f"{s['kappa'][t]['mean']:6.1f}" for t in ("2", "4", "5", "10", "3", "7"))
+        paper = "/".join(f"{s['paper_kappa'][t]:.0f}" for t in ("2", "4", "5", "10")) \
+            if s["paper_kappa"] else "|kappa| <= 15"
+        print(f"{label:<15} {s['test_exact_match']['mean']:8.1f} {kap}   {paper}")

@@ -1,0 +1,227 @@
+"""The paper's addition experiment: 9-digit multi-token vs 3-digit single-token, Muon vs AdamW.
+
+``reproduce_addition(out, ReproConfig())`` trains every (setting, seed) run into
+``out/runs/NAME`` through the training engine (two runs at a time by default, one torch
+thread each), evaluates every checkpoint (test exact match, Phi_T and kappa of the
+embedding rows of tokens 0..999) and returns an :class:`AdditionReproduction`. Everything
+resumes: finished checkpoints and evaluations are reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convergent.errors import ConvergentError
+from convergent.provenance import versions
+from convergent.tasks.addition import AdditionTask
+from convergent.tasks.dataset import SplitConfig
+from convergent.train.config import ModelConfig, TrainConfig
+
+# Cohen's kappa (%) read off the paper's addition figure (mod 2 / 4 / 5 / 10), and its
+# statement about every 3-digit run (reference: ../shared/reference/convergent-evolution.md).
+PAPER_KAPPA = {
+    "9-digit Muon": {2: 99.7, 4: 59.4, 5: 100.0, 10: 100.0},
+    "9-digit AdamW": {2: 100.0, 4: 53.6, 5: 100.0, 10: 100.0},
+}
+PAPER_3DIGIT_BOUND = 15.0
+KEY_PERIODS = (2, 5, 10)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One cell of the paper's figure."""
+
+    label: str
+    digits: int
+    chunk: int
+    optimizer: str
+
+    @property
+    def slug(self) -> str:
+        return f"d{self.digits}c{self.chunk}-{self.optimizer}"
+
+
+SETTINGS = (
+    Setting("9-digit Muon", 9, 3, "muon"),
+    Setting("9-digit AdamW", 9, 3, "adamw"),
+    Setting("3-digit Muon", 3, 3, "muon"),
+    Setting("3-digit AdamW", 3, 3, "adamw"),
+)
+
+
+@dataclass(frozen=True)
+class ReproConfig:
+    """Scale of the reproduction (the ``quick`` preset: ~20 min on 2 idle cores)."""
+
+    model: ModelConfig = field(default_factory=lambda: ModelConfig(
+        d_model=128, n_layers=2, n_heads=4, tie_embeddings=True))
+    steps: int = 3000
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_fraction: float = 0.05
+    checkpoints: int = 12
+    seeds: tuple[int, ...] = (0,)
+    test_pairs: int = 2000
+    train_pairs_3digit: int = 100_000
+    train_pairs_9digit: int = 0
+    permutations: int = 100
+    workers: int = 2
+    settings: tuple[Setting, ...] = SETTINGS
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.checkpoints < 1 or self.workers < 1:
+            raise ConvergentError("steps, batch_size, checkpoints and workers must be >= 1")
+        if not self.seeds:
+            raise ConvergentError("at least one seed is needed")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def run_spec(self, setting: Setting, seed: int):
+        """The :class:`~convergent.tasks.run.TaskRunSpec` of one (setting, seed) run."""
+        from convergent.tasks.run import TaskRunSpec
+
+        task = AdditionTask(digits=setting.digits, chunk=setting.chunk)
+        per_step = self.batch_size * (task.seq_len - 1)
+        tokens = self.steps * per_step
+        config = TrainConfig(
+            arch="transformer", model=self.model, optimizer=setting.optimizer, lr=self.lr,
+            weight_decay=self.weight_decay, batch_size=self.batch_size, tokens=tokens,
+            warmup_tokens=int(self.warmup_fraction * tokens),
+            checkpoint_every=max(per_step, tokens // self.checkpoints), seed=seed)
+        train_pairs = self.train_pairs_3digit if setting.digits <= 3 else self.train_pairs_9digit
+        split = SplitConfig(test_pairs=self.test_pairs, train_pairs=train_pairs, seed=seed)
+        return TaskRunSpec(task, split, config, permutations=self.permutations,
+                           meta={"setting": setting.label})
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One trained run: its setting, seed, final test accuracy and analysis, dynamics."""
+
+    setting: str
+    seed: int
+    run_dir: str
+    final: dict[str, Any]
+    dynamics: tuple[dict[str, Any], ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"setting": self.setting, "seed": self.seed, "run_dir": self.run_dir,
+                "final": self.final, "dynamics": list(self.dynamics)}
+
+    @property
+    def entry(self) -> dict[str, Any]:
+        """results.json-style entry of the final checkpoint (for the paper-style figure)."""
+        entry = dict(self.final["numbers"])
+        entry["name"] = f"{self.setting} s{self.seed}"
+        return entry
+
+
+@dataclass(frozen=True)
+class AdditionReproduction:
+    """All runs plus a per-setting summary (mean and spread over seeds) and the paper's."""
+
+    config: ReproConfig
+    runs: tuple[RunSummary, ...]
+    versions: dict[str, str] = field(default_factory=versions)
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for setting in self.config.settings:
+            runs = [r for r in self.runs if r.setting == setting.label]
+            if not runs:
+                continue
+            acc = np.array([r.final["test"]["exact_match"] for r in runs])
+            periods = sorted(int(t) for t in runs[0].final["numbers"]["periods"])
+            kappa = {t: np.array([r.final["numbers"]["periods"][str(t)]["kappa"] for r in runs])
+                     for t in periods}
+            phi = {t: np.array([r.final["numbers"]["periods"][str(t)]["phi"] for r in runs])
+                   for t in periods}
+            out[setting.label] = {
+                "seeds": [r.seed for r in runs],
+                "test_exact_match": _stats(acc),
+                "kappa": {str(t): _stats(v) for t, v in kappa.items()},
+                "phi": {str(t): _stats(v) for t, v in phi.items()},
+                "paper_kappa": {str(t): v for t, v in PAPER_KAPPA.get(setting.label, {}).items()},
+                "paper_note": None if setting.digits == 9 else
+                f"paper: every 3-digit run has |kappa| <= {PAPER_3DIGIT_BOUND:.0f}",
+            }
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": "addition", "config": self.config.to_dict(),
+                "summary": self.summary(), "runs": [r.to_dict() for r in self.runs],
+                "versions": self.versions}
+
+
+def _stats(values: np.ndarray) -> dict[str, Any]:
+    return {"mean": float(values.mean()), "std": float(values.std(ddof=0)),
+            "values": [float(v) for v in values]}
+
+
+def _train_one(args: tuple[Any, str, int]) -> str:
+    """Worker: train and evaluate one run with one torch thread (returns the run dir)."""
+    import torch
+
+    from convergent.tasks.run import evaluate_run, train_task
+
+    spec, run_dir, threads = args
+    torch.set_num_threads(threads)
+    train_task(spec, run_dir, progress=False)
+    evaluate_run(run_dir, progress=False)
+    return run_dir
+
+
+def summarise_run(setting: Setting, seed: int, run_dir: Path) -> RunSummary:
+    from convergent.tasks.run import evaluate_run
+
+    points = evaluate_run(run_dir, progress=False)
+    if not points or "numbers" not in points[-1]:
+        raise ConvergentError(f"{run_dir}: no evaluated checkpoint with number embeddings")
+    dynamics = tuple(
+        {"step": p["step"], "tokens": p["tokens"], "test": p["test"], "train": p["train"],
+         "periods": {t: {"phi": v["phi"], "kappa": v["kappa"], "spike": v["spike"]}
+                     for t, v in p["numbers"]["periods"].items()}}
+        for p in points)
+    return RunSummary(setting.label, seed, str(run_dir), points[-1], dynamics)
+
+
+def reproduce_addition(out: str | Path, config: ReproConfig | None = None,
+                       progress: bool = True) -> AdditionReproduction:
+    """Train and evaluate every (setting, seed) run under ``out/runs``; resumable."""
+    from tqdm.auto import tqdm
+
+    config = config or ReproConfig()
+    out = Path(out)
+    jobs = [(s, seed, out / "runs" / f"{s.slug}-s{seed}") for seed in config.seeds
+            for s in config.settings]
+    work = [(config.run_spec(s, seed), str(d), 1) for s, seed, d in jobs]
+    bar = tqdm(total=len(work), disable=not progress, unit="run", desc="addition runs",
+               dynamic_ncols=True)
+    if config.workers == 1:
+        for item in work:
+            _train_one(item)
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=config.workers) as pool:
+            for _ in pool.map(_train_one, work):
+                bar.update(1)
+    bar.close()
+    runs = tuple(summarise_run(s, seed, d) for s, seed, d in jobs)
+    return AdditionReproduction(config, runs)
+
+
+def with_changes(config: ReproConfig, **changes: Any) -> ReproConfig:
+    """``config`` with the non-None ``changes`` applied."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def setting_labels(settings: Sequence[Setting]) -> list[str]:
+    return [s.label for s in settings]
