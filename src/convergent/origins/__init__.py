@@ -19,7 +19,7 @@ _EXPORTS = {
     "load_structure": "convergent.origins.structure",
     "Simulator": "convergent.origins.simulator",
     "TrainConfig": "convergent.origins.training",
-    "OriginsRun": "convergent.origins.training",
+    "OriginsRun": "convergent.origins.results",
     "train": "convergent.origins.training",
     "ConceptGeometry": "convergent.origins.metrics",
     "concept_geometry": "convergent.origins.metrics",

@@ -1,10 +1,11 @@
-"""Train a next-token model on simulator samples and measure its geometry at checkpoints.
+"""Train a next-token model on the simulator and measure its geometry at checkpoints.
 
-Data: ``samples`` draws from the simulator, aggregated to next-token counts per distinct
-context. Full batch ("gd", and the default for "adam"/"muon") minimizes the exact mean
-cross-entropy over all samples; minibatch runs ("sgd", or any optimizer with ``batch_size``)
-draw samples uniformly with a generator seeded by (seed, step), so a resumed run takes the
-same batches. Checkpoints are log-spaced from step 0 to ``steps``.
+Data: by default the exact population distribution P(x) P(y | x); with ``samples`` = N,
+N simulator draws aggregated to next-token counts per distinct context. Full batch ("gd",
+and the default for "adam"/"muon") minimizes the exact mean cross-entropy; minibatch runs
+("sgd", or any optimizer with ``batch_size``) draw from the N samples (or fresh from the
+simulator on the exact distribution) with a generator seeded by (seed, step), so a resumed
+run takes the same batches. Checkpoints are log-spaced from step 0 to ``steps``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.origins.metrics import ConceptGeometry, concept_geometry
+from convergent.origins.results import (
+    OriginsRun,
+    as_checkpoint,
+    checkpoint_from_dict,
+    plain_checkpoint,
+)
 from convergent.origins.simulator import (
     MAX_MODEL_CONCEPTS,
     REVEALED_0,
@@ -89,60 +96,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass(frozen=True, eq=False)
-class Checkpoint:
-    """Measurements at one step: loss, loss minus the data's entropy floor, geometry."""
-
-    step: int
-    loss: float
-    excess_loss: float
-    geometry: ConceptGeometry
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "step": self.step,
-            "loss": self.loss,
-            "excess_loss": self.excess_loss,
-            **self.geometry.to_dict(),
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class OriginsRun:
-    """A finished run: configuration, simulator, data summary, history and final weights.
-
-    ``unembedding`` [2^m, d] and ``context_embedding`` [n_seen, d] (rows of
-    ``seen_contexts``) are the final weights; they are not part of ``to_dict``.
-    """
-
-    config: TrainConfig
-    simulator: Simulator
-    data: dict[str, Any]
-    history: tuple[Checkpoint, ...]
-    unembedding: np.ndarray
-    context_embedding: np.ndarray
-    seen_contexts: np.ndarray
-    seconds: float
-
-    @property
-    def final(self) -> ConceptGeometry:
-        return self.history[-1].geometry
-
-    def to_dict(self) -> dict[str, Any]:
-        from convergent.provenance import versions
-
-        return {
-            "kind": "origins-run",
-            "config": self.config.to_dict(),
-            "simulator": self.simulator.describe(),
-            "data": self.data,
-            "final": self.history[-1].to_dict(),
-            "history": [c.to_dict() for c in self.history],
-            "seconds": self.seconds,
-            "versions": versions(),
-        }
 
 
 def resolve(config: TrainConfig, sim: Simulator) -> TrainConfig:
@@ -248,6 +201,11 @@ def _train(
         )
     started = time.perf_counter()
     samples: Samples | None = None
+    if config.samples is None and sim.n_contexts * sim.n_tokens * sim.m > MAX_FULL_BATCH_CELLS:
+        raise ConvergentError(
+            f"the exact distribution over {sim.n_contexts} contexts x {sim.n_tokens} tokens is "
+            "too large; train on samples (--samples N) or use fewer concepts"
+        )
     if config.samples is None:
         p_x = sim.context_distribution()
         seen = np.flatnonzero(p_x > 0)
@@ -300,8 +258,8 @@ def _train(
     start, history = 0, []
     if directory is not None and (restored := load_state(directory, key, model, optimizers)):
         start, saved = restored
-        history = [_checkpoint_from_dict(h) for h in saved]
-    marks = checkpoint_steps(config.steps, config.checkpoints)
+        history = [checkpoint_from_dict(h) for h in saved]
+    marks = set(checkpoint_steps(config.steps, config.checkpoints))
     if start == 0 and not history:
         history.append(measure(0))
     bar = tqdm(total=config.steps, initial=start, disable=not progress, desc="origins")
@@ -327,7 +285,8 @@ def _train(
             history.append(measure(step))
             bar.set_postfix(loss=f"{history[-1]['loss']:.4f}")
             if directory is not None:
-                save_state(directory, key, step, model, optimizers, [_plain(h) for h in history])
+                plain = [plain_checkpoint(h) for h in history]
+                save_state(directory, key, step, model, optimizers, plain)
     bar.close()
     with torch.no_grad():
         g = model.unembeddings().detach().double().numpy()
@@ -345,7 +304,7 @@ def _train(
         config=config,
         simulator=sim,
         data=data,
-        history=tuple(_as_checkpoint(h) for h in history),
+        history=tuple(as_checkpoint(h) for h in history),
         unembedding=g,
         context_embedding=f,
         seen_contexts=seen,
@@ -379,35 +338,3 @@ def _conditional_entropy(counts: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(counts > 0, counts * np.log(counts / rows), 0.0)
     return float(-terms.sum() / counts.sum())
-
-
-def _plain(entry: dict[str, Any]) -> dict[str, Any]:
-    return {**entry, "geometry": entry["geometry"].to_dict()}
-
-
-def _checkpoint_from_dict(entry: dict[str, Any]) -> dict[str, Any]:
-    geo = entry["geometry"]
-    arrays = {
-        k: np.asarray(geo[k], dtype=np.float64)
-        for k in (
-            "within",
-            "between_euclid",
-            "between_causal",
-            "alignment_euclid",
-            "alignment_causal",
-            "probe",
-        )
-    }
-    geometry = ConceptGeometry(
-        names=tuple(geo["concepts"]), causal_rank=int(geo["causal_rank"]), **arrays
-    )
-    return {**entry, "geometry": geometry}
-
-
-def _as_checkpoint(entry: dict[str, Any]) -> Checkpoint:
-    return Checkpoint(
-        step=int(entry["step"]),
-        loss=float(entry["loss"]),
-        excess_loss=float(entry["excess_loss"]),
-        geometry=entry["geometry"],
-    )
