@@ -111,6 +111,8 @@ def test_option_errors(gpt2):
         open_hf(str(gpt2), labels="0:10")
     with pytest.raises(ConvergentError, match="unembed"):
         open_hf(str(gpt2)).number_representations(range(3), ["unembedding"])
+    with pytest.raises(ConvergentError, match="revision applies only to hub ids"):
+        open_hf(str(gpt2), revision="main")
 
 
 def test_hub_id_offline(monkeypatch):

@@ -217,6 +217,9 @@ def open_hf(spec: str, **options: Any) -> HFSource:
     revision = options.pop("revision", None)
     gguf_file = options.pop("gguf_file", None)
     ref = resolve_ref(spec, gguf_file=gguf_file, revision=revision)
+    if revision is not None and ref.kind != "hub":
+        raise ConvergentError(f"hf:{spec}: --revision applies only to hub ids, not to a "
+                              "local folder or file")
     return HFSource(ref.name, ref, _options(f"hf:{spec}", options, _COMMON))
 
 
