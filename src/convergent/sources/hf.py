@@ -92,7 +92,15 @@ class HFSource:
     def sites(self, raw: Sequence[str]) -> list[str]:
         """Canonical site names for CLI strings (``layer:all`` -> every block)."""
         table = self.site_table()
-        return parse_sites(raw, self.n_layers, table.available())
+        try:
+            return parse_sites(raw, self.n_layers, table.available())
+        except ConvergentError as err:
+            if table.unembed is None and "unembed" in str(err):
+                kind = "an encoder without an LM head" if not table.causal else \
+                    "loaded without an output embedding"
+                raise ConvergentError(f"{self.name}: {type(self.load_model()[0]).__name__} "
+                                      f"is {kind}, so it has no unembed site") from None
+            raise ConvergentError(f"{self.name}: {err}") from None
 
     def tied_embeddings(self) -> bool:
         """True if the output embedding is the input embedding (the same tensor)."""
