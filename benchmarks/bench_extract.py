@@ -128,7 +128,8 @@ def main() -> None:
                         "(x 4 default templates = contexts)")
     parser.add_argument("--repeats", type=int, default=3, help="speed runs (0 skips)")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--contexts", default="1000,10000", help="memory test sizes")
+    parser.add_argument("--contexts", default="1000,10000",
+                        help="memory test sizes ('' skips the memory test)")
     parser.add_argument("--child-memory", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -147,7 +148,9 @@ def main() -> None:
         for name, seconds in times.items():
             if name not in ("contexts", "layers"):
                 print(f"| {name} | {seconds:.2f} | {seconds / reference:.3f} |", flush=True)
-    sizes = [int(x) for x in args.contexts.split(",")]
+    sizes = [int(x) for x in args.contexts.split(",") if x.strip()]
+    if not sizes:
+        return
     print("\n| contexts | RSS with the model loaded (MB) | peak RSS while extracting (MB) "
           "| growth (MB) |\n|---|---|---|---|")
     peaks = []
