@@ -1,0 +1,55 @@
+"""``convergent run SPEC``: run an experiment spec (skips finished jobs, resumes killed ones)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "run",
+        help="run a TOML experiment spec (training grids and analyses) locally or on Ray",
+        description="Run every job of SPEC that is not finished yet; finished jobs are "
+        "recognised by the content hash of their config, so re-running resumes. Writes "
+        "OUT/results.parquet (see convergent results) and job folders under OUT/jobs.",
+    )
+    p.add_argument("spec", type=Path, metavar="SPEC", help="experiment spec (.toml)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default out/NAME)")
+    p.add_argument("--backend", choices=["local", "serial", "ray"], default="local",
+                   help="local: a process pool sized to the cores (default); serial: this "
+                   "process; ray: a Ray cluster")
+    p.add_argument("--workers", type=int, default=None,
+                   help="jobs at once (local: default one per core)")
+    p.add_argument("--address", default=None,
+                   help="ray: address of an existing cluster (default: start a local one)")
+    p.add_argument("--report", action="store_true", help="write OUT/report.html at the end")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from convergent.experiments import load_spec, run_experiment
+
+    spec = load_spec(args.spec)
+    summary = run_experiment(spec, args.out, backend=args.backend, workers=args.workers,
+                             address=args.address, progress=not args.no_progress)
+    print_summary(summary)
+    if args.report:
+        from convergent.report.html import write_report
+
+        print(f"report: {write_report(summary.out)}")
+    return 0 if summary.success else 1
+
+
+def print_summary(summary: Any) -> None:
+    ran = summary.ok + len(summary.failed)
+    print(f"{summary.total} jobs: {summary.skipped} already done, {ran} ran "
+          f"({summary.ok} ok, {len(summary.failed)} failed), {len(summary.blocked)} blocked; "
+          f"{summary.seconds:.1f} s on {summary.backend}")
+    for record in summary.failed:
+        print(f"  failed  {record['label']}: {record.get('error')}")
+    for label in summary.blocked:
+        print(f"  blocked {label} (needs a failed job)")
+    print(f"results: {summary.table}  (convergent results {summary.out})")

@@ -1,0 +1,213 @@
+"""Expand a spec into jobs: one per training run, addition run and (analysis, source) pair.
+
+Every job's identity is the content hash of its config (:mod:`.hashing`); labels, group and
+analysis names are not part of it, so two analyses of the same source with the same
+settings, or two groups with the same run, share one job.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from convergent.errors import ConvergentError
+from convergent.experiments.hashing import content_hash
+from convergent.experiments.spec import ExperimentSpec, Group
+
+KINDS = ("train", "addition", "numbers")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work; ``config`` is everything that determines its result."""
+
+    key: str
+    kind: str
+    label: str
+    config: dict[str, Any]
+    deps: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "kind": self.kind, "label": self.label,
+                "config": self.config, "deps": list(self.deps)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        return cls(data["key"], data["kind"], data["label"], data["config"],
+                   tuple(data.get("deps", ())))
+
+
+@dataclass(frozen=True)
+class Member:
+    """One row of an analysis (or one run of a group): its label and its job."""
+
+    label: str
+    job: str
+    group: str
+    point: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "job": self.job, "group": self.group, "point": self.point}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """All jobs of an experiment (dependencies first) and how they group for the report."""
+
+    name: str
+    description: str
+    jobs: dict[str, Job]
+    groups: dict[str, tuple[str, tuple[Member, ...]]]  # name -> (kind, runs)
+    analyses: dict[str, tuple[str, tuple[Member, ...]]]  # name -> (title, rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "description": self.description,
+            "jobs": [j.to_dict() for j in self.jobs.values()],
+            "groups": {k: {"kind": kind, "members": [m.to_dict() for m in ms]}
+                       for k, (kind, ms) in self.groups.items()},
+            "analyses": {k: {"title": title, "members": [m.to_dict() for m in ms]}
+                         for k, (title, ms) in self.analyses.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Plan:
+        def members(items: list[dict[str, Any]]) -> tuple[Member, ...]:
+            return tuple(Member(m["label"], m["job"], m["group"], m.get("point", {}))
+                         for m in items)
+
+        jobs = {j["key"]: Job.from_dict(j) for j in data["jobs"]}
+        groups = {k: (v["kind"], members(v["members"])) for k, v in data["groups"].items()}
+        analyses = {k: (v["title"], members(v["members"])) for k, v in data["analyses"].items()}
+        return cls(data["name"], data.get("description", ""), jobs, groups, analyses)
+
+
+def make_plan(spec: ExperimentSpec) -> Plan:
+    """Every job of ``spec``, each config checked (a bad field fails before any work)."""
+    jobs: dict[str, Job] = {}
+    groups: dict[str, tuple[str, tuple[Member, ...]]] = {}
+    for group in spec.groups.values():
+        members = []
+        for point in grid_points(group):
+            job = _run_job(group, point)
+            jobs.setdefault(job.key, job)
+            members.append(Member(point_label(group, point), job.key, group.name, point))
+        groups[group.name] = (group.kind, tuple(members))
+    analyses: dict[str, tuple[str, tuple[Member, ...]]] = {}
+    for analysis in spec.analyses.values():
+        rows = []
+        for ref in analysis.sources:
+            for label, group_name, source, deps, point in _resolve(spec, groups, ref):
+                config = {"source": source, "settings": analysis.settings}
+                job = Job(content_hash({"kind": "numbers", **config}), "numbers",
+                          f"{analysis.name}/{label}", config, deps)
+                jobs.setdefault(job.key, job)
+                rows.append(Member(label, job.key, group_name, point))
+        analyses[analysis.name] = (analysis.title, tuple(rows))
+    return Plan(spec.name, spec.description, jobs, groups, analyses)
+
+
+def grid_points(group: Group) -> list[dict[str, Any]]:
+    """The grid's product in key order (one empty point when there is no grid)."""
+    keys = list(group.grid)
+    return [dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(group.grid[k] for k in keys))]
+
+
+def point_label(group: Group, point: dict[str, Any]) -> str:
+    if not point:
+        return group.name
+    return "/".join(str(v) for v in point.values())
+
+
+def _none(value: Any) -> Any:
+    return None if value == "none" else value
+
+
+def _set_field(data: dict[str, Any], key: str, value: Any, where: str) -> None:
+    *parents, last = key.split(".")
+    target = data
+    for part in parents:
+        if not isinstance(target.get(part), dict):
+            raise ConvergentError(f"{where}: {key!r} is not a config field")
+        target = target[part]
+    target[last] = _none(value)
+
+
+def train_config(group: Group, changes: dict[str, Any]) -> Any:
+    """The validated TrainConfig of ``group.preset`` with ``changes`` (dotted keys) applied."""
+    from convergent.train.config import TrainConfig
+    from convergent.train.presets import preset
+
+    where = f"[{group.kind}.{group.name}]"
+    arch = _none(changes.get("arch", "transformer"))
+    try:
+        base = (preset(group.preset, arch) if group.preset else TrainConfig(arch=arch)).to_dict()
+        for key, value in changes.items():
+            _set_field(base, key, value, where)
+        return TrainConfig.from_dict(base).validate()
+    except (ConvergentError, TypeError) as err:
+        raise ConvergentError(f"{where} {_describe(changes)}: {err}") from None
+
+
+def _describe(changes: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in changes.items()) or "(no changes)"
+
+
+def _run_job(group: Group, point: dict[str, Any]) -> Job:
+    changes = {**group.set, **point}
+    label = f"{group.name}/{point_label(group, point)}"
+    if group.kind == "train":
+        config = {"train": train_config(group, changes).to_dict()}
+        return Job(content_hash({"kind": "train", **config}), "train", label, config)
+    task = dict(group.task)
+    split = dict(group.split)
+    rest = {}
+    for key, value in changes.items():
+        head, _, tail = key.partition(".")
+        if head in ("task", "split") and tail:
+            (task if head == "task" else split)[tail] = _none(value)
+        else:
+            rest[key] = value
+    config = {"task": task, "split": split, "loss_on": group.loss_on,
+              "train": addition_config(group, task, split, rest)}
+    return Job(content_hash({"kind": "addition", **config}), "addition", label, config)
+
+
+def addition_config(group: Group, task: dict[str, Any], split: dict[str, Any],
+                    changes: dict[str, Any]) -> dict[str, Any]:
+    """The engine config of an addition run (checked by building the task and split)."""
+    try:
+        from convergent.tasks.addition import AdditionTask
+        from convergent.tasks.dataset import SplitConfig
+        from convergent.tasks.run import task_config
+    except ModuleNotFoundError:
+        raise ConvergentError(f"[addition.{group.name}]: this version of convergent has no "
+                              "addition task (convergent.tasks)") from None
+    where = f"[addition.{group.name}]"
+    try:
+        built = AdditionTask(**task)
+        SplitConfig(**split)
+    except TypeError as err:
+        raise ConvergentError(f"{where} task/split: {err}") from None
+    base = train_config(group, changes)
+    return task_config(built, base).to_dict()
+
+
+def _resolve(spec: ExperimentSpec, groups: dict[str, tuple[str, tuple[Member, ...]]],
+             ref: str) -> list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, Any]]]:
+    """(label, group, source config, deps, grid point) for a reference in an analysis."""
+    name, _, member = ref.partition("/")
+    if name in spec.sources:
+        entry = spec.sources[name]
+        return [(name, "", {"spec": entry.spec, "options": entry.options}, (), {})]
+    kind, members = groups[name]
+    chosen = [m for m in members if not member or m.label == member]
+    if not chosen:
+        labels = ", ".join(m.label for m in members)
+        raise ConvergentError(f"analysis source {ref!r}: group {name!r} has no member "
+                              f"{member!r} (members: {labels})")
+    del kind
+    return [(m.label, name, {"run": m.job}, (m.job,), m.point) for m in chosen]
+

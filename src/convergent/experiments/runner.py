@@ -1,0 +1,207 @@
+"""``run_experiment(spec, out, backend)``: run every job not already finished, then the table.
+
+The output folder holds ``spec.toml`` (a copy), ``plan.json`` (jobs and how they group),
+``jobs/<key>/`` per job (see :mod:`.worker`) and ``results.parquet`` (:mod:`.store`).
+Finished jobs (``record.json`` with status ok) are skipped, so a killed or failed run is
+resumed by running it again; a failing job is recorded with its error, the jobs that need
+it are reported as blocked, and every other job still runs. One runner at a time may use
+a folder (a lock file, released by the OS if the runner dies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from convergent.errors import ConvergentError
+from convergent.experiments.backends import Backend, make_backend
+from convergent.experiments.plan import Job, Plan, make_plan
+from convergent.experiments.spec import ExperimentSpec
+from convergent.experiments.worker import job_dir
+from convergent.io import write_bytes_atomic, write_json_atomic
+
+STORE_EVERY = 10.0  # seconds between rewrites of the results table while jobs finish
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one call of :func:`run_experiment` did."""
+
+    out: Path
+    backend: str
+    total: int
+    skipped: int
+    ok: int
+    failed: tuple[dict[str, Any], ...] = ()
+    blocked: tuple[str, ...] = ()
+    seconds: float = 0.0
+    jobs_seconds: float = 0.0
+    table: Path | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failed and not self.blocked
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "backend": self.backend, "total": self.total,
+                "skipped": self.skipped, "ok": self.ok,
+                "failed": [{k: r.get(k) for k in ("key", "label", "error")}
+                           for r in self.failed],
+                "blocked": list(self.blocked), "seconds": self.seconds,
+                "jobs_seconds": self.jobs_seconds,
+                "table": str(self.table) if self.table else None}
+
+
+def read_record(out: Path, key: str) -> dict[str, Any] | None:
+    file = job_dir(out, key) / "record.json"
+    try:
+        return json.loads(file.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def is_done(out: Path, job: Job) -> bool:
+    record = read_record(out, job.key)
+    if record is None or record.get("status") != "ok":
+        return False
+    folder = job_dir(out, job.key)
+    needed = folder / ("run" if job.kind == "train" else "result.json")
+    return needed.exists()
+
+
+def write_plan(spec: ExperimentSpec, the_plan: Plan, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    if spec.path is not None:
+        text = spec.path.read_bytes()
+        write_bytes_atomic(out / "spec.toml", lambda h: h.write(text))
+    write_json_atomic(out / "plan.json", the_plan.to_dict())
+    for job in the_plan.jobs.values():
+        file = job_dir(out, job.key) / "job.json"
+        if not file.is_file():
+            write_json_atomic(file, job.to_dict())
+
+
+@contextmanager
+def folder_lock(out: Path) -> Iterator[None]:
+    """Refuse a second runner on the same folder (flock; the OS releases it on death)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConvergentError(f"{out}: another `convergent run` is using this folder") \
+                from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def run_experiment(
+    spec: ExperimentSpec,
+    out: str | Path | None = None,
+    backend: str | Backend = "local",
+    workers: int | None = None,
+    address: str | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Run ``spec`` into ``out`` (default ``out/<name>``) on ``backend``; see module doc."""
+    from convergent.experiments.store import write_table
+
+    target = Path(out) if out is not None else spec.default_out()
+    the_plan = make_plan(spec)
+    started = time.perf_counter()
+    with folder_lock(target):
+        write_plan(spec, the_plan, target)
+        runner = (backend if not isinstance(backend, str)
+                  else make_backend(backend, workers=workers, address=address))
+        try:
+            state = _schedule(the_plan, target, runner, progress)
+        finally:
+            runner.close(cancel=True)
+        table = write_table(target)
+    return RunSummary(target, runner.name, len(the_plan.jobs), state.skipped, state.ok,
+                      tuple(state.failed), tuple(state.blocked),
+                      round(time.perf_counter() - started, 3), round(state.jobs_seconds, 3),
+                      table)
+
+
+@dataclass
+class _State:
+    done: set[str] = field(default_factory=set)
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+    skipped: int = 0
+    ok: int = 0
+    jobs_seconds: float = 0.0
+
+
+def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _State:
+    from tqdm.auto import tqdm
+
+    from convergent.experiments.store import write_table
+
+    state = _State()
+    pending: dict[str, Job] = {}
+    for key, job in the_plan.jobs.items():
+        if is_done(out, job):
+            state.done.add(key)
+            state.skipped += 1
+        else:
+            pending[key] = job
+    bad: set[str] = set()
+    running: dict[Future[dict[str, Any]], Job] = {}
+    bar = tqdm(total=len(pending), disable=not progress, unit="job", desc="jobs",
+               dynamic_ncols=True)
+    last_store = time.monotonic()
+    while pending or running:
+        for key, job in list(pending.items()):
+            if any(d in bad for d in job.deps):
+                del pending[key]
+                bad.add(key)
+                state.blocked.append(job.label)
+                bar.update(1)
+            elif all(d in state.done for d in job.deps) and len(running) < 2 * backend.slots:
+                del pending[key]
+                running[backend.submit(job.to_dict(), str(out))] = job
+        if not running:
+            break  # only jobs whose dependencies are missing: nothing can run
+        finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        for future in finished:
+            job = running.pop(future)
+            record = _record_of(future, job)
+            write_json_atomic(job_dir(out, job.key) / "record.json", record)
+            state.jobs_seconds += float(record.get("seconds") or 0.0)
+            if record["status"] == "ok":
+                state.done.add(job.key)
+                state.ok += 1
+            else:
+                bad.add(job.key)
+                state.failed.append(record)
+                bar.write(f"failed: {job.label}: {record.get('error')} "
+                          f"(log: {job_dir(out, job.key) / 'log.txt'})")
+            bar.update(1)
+            bar.set_postfix(ok=state.ok, failed=len(state.failed))
+        if time.monotonic() - last_store > STORE_EVERY:
+            write_table(out)
+            last_store = time.monotonic()
+    bar.close()
+    return state
+
+
+def _record_of(future: Future[dict[str, Any]], job: Job) -> dict[str, Any]:
+    try:
+        return future.result()
+    except Exception as err:  # the worker process itself died (out of memory, killed)
+        return {"key": job.key, "kind": job.kind, "label": job.label, "status": "failed",
+                "error": f"the worker running this job died ({type(err).__name__}: {err})",
+                "seconds": None, "pid": os.getpid()}

@@ -1,0 +1,130 @@
+"""The runner: local and serial backends, skip by content hash, failures, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_experiments_fixtures import make_corpus, periodic_matrix, tiny_train, write_spec
+
+from convergent.cli import main
+from convergent.experiments import load_spec, load_table, make_plan, run_experiment
+from convergent.experiments.worker import job_dir
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return make_corpus(tmp_path_factory.mktemp("corpus") / "text.jsonl")
+
+
+def matrix_spec(tmp_path: Path) -> Path:
+    good = periodic_matrix(tmp_path / "good.npy")
+    bad = periodic_matrix(tmp_path / "bad.npy", nan=True)
+    return write_spec(tmp_path / "m.toml", {
+        "experiment": {"name": "m"},
+        "numbers": {"numbers": "0:60", "permutations": 20},
+        "sources.good": {"spec": f"matrix:{good}"},
+        "sources.bad": {"spec": f"matrix:{bad}"},
+        "analyses.a": {"sources": ["good", "bad"]},
+    })
+
+
+def test_serial_run_reports_a_failure_and_keeps_the_rest(tmp_path):
+    spec = load_spec(matrix_spec(tmp_path))
+    out = tmp_path / "out"
+    summary = run_experiment(spec, out, backend="serial", progress=False)
+    assert (summary.ok, len(summary.failed), summary.skipped) == (1, 1, 0)
+    assert "NaN" in summary.failed[0]["error"] or "finite" in summary.failed[0]["error"]
+    table = load_table(out).set_index("label")
+    assert table.loc["good", "status"] == "ok" and table.loc["bad", "status"] == "failed"
+    assert table.loc["good", "kappa_10"] > 80 and abs(table.loc["good", "kappa_3"]) < 30
+    assert json.loads(table.loc["good", "config"])["settings"]["permutations"] == 20
+    again = run_experiment(spec, out, backend="serial", progress=False)
+    assert (again.skipped, again.ok, len(again.failed)) == (1, 0, 1)  # failed jobs retry
+
+
+def test_local_pool_trains_analyses_and_skips_finished_work(tmp_path, corpus):
+    file = write_spec(tmp_path / "t.toml", {
+        "experiment": {"name": "t"},
+        "numbers": {"numbers": "0:50", "permutations": 10, "contiguous": True},
+        "train.g": {"set": tiny_train(corpus), "grid": {"arch": ["transformer", "word2vec"]}},
+        "analyses.a": {"sources": ["g"], "checkpoints": "all"},
+    })
+    out = tmp_path / "out"
+    summary = run_experiment(load_spec(file), out, backend="local", workers=2, progress=False)
+    assert summary.success and summary.ok == 4, summary.failed
+    table = load_table(out)
+    runs = table[table.kind == "train"]
+    assert set(runs["train.arch"]) == {"transformer", "word2vec"}
+    assert runs["final_loss"].notna().sum() == 1  # word2vec has no loss
+    numbers = table[table.kind == "numbers"]
+    assert len(numbers) > 2 and numbers["step"].notna().all()  # every checkpoint analysed
+    assert numbers["kappa_2"].notna().all()
+    pids = {json.loads((job_dir(out, k) / "record.json").read_text())["pid"]
+            for k in table["job"].unique()}
+    assert os.getpid() not in pids  # the work ran in the pool's processes
+    again = run_experiment(load_spec(file), out, backend="local", workers=2, progress=False)
+    assert (again.skipped, again.ok) == (4, 0)
+
+
+def test_failed_training_blocks_its_analysis_only(tmp_path, corpus, capsys):
+    file = write_spec(tmp_path / "f.toml", {
+        "experiment": {"name": "f"},
+        "numbers": {"numbers": "0:60", "permutations": 10},
+        "sources.good": {"spec": f"matrix:{periodic_matrix(tmp_path / 'g.npy')}"},
+        "train.g": {"set": {**tiny_train(corpus), "corpus": str(tmp_path / "missing.txt")}},
+        "analyses.a": {"sources": ["good", "g"]},
+    })
+    code = main(["run", str(file), "--out", str(tmp_path / "out"), "--backend", "serial",
+                 "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "1 ok, 1 failed), 1 blocked" in printed and "missing.txt" in printed
+    assert "blocked a/g" in printed
+
+
+def test_killed_run_resumes_from_its_checkpoints(tmp_path, corpus):
+    train = {**tiny_train(corpus, tokens=8 * 16 * 60), "checkpoint_every": 8 * 16 * 20}
+    file = write_spec(tmp_path / "k.toml", {
+        "experiment": {"name": "k"}, "train.g": {"set": train}})
+    out = tmp_path / "out"
+    command = [str(Path(sys.executable).parent / "convergent"), "run", str(file), "--out",
+               str(out), "--backend", "serial", "--no-progress"]
+    env = {**os.environ, "CONVERGENT_CACHE": os.environ["CONVERGENT_CACHE"]}
+    process = subprocess.Popen(command, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    (key,) = make_plan(load_spec(file)).jobs
+    checkpoints = job_dir(out, key) / "run" / "checkpoints"
+    _wait_for(lambda: len(list(checkpoints.glob("step-*"))) >= 2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (job_dir(out, key) / "record.json").exists()
+    kept = {p.name: p.stat().st_mtime_ns for p in checkpoints.glob("step-*")}
+    summary = run_experiment(load_spec(file), out, backend="serial", progress=False)
+    assert summary.success and summary.ok == 1
+    after = {p.name: p.stat().st_mtime_ns for p in checkpoints.glob("step-*")}
+    assert all(after[name] == mtime for name, mtime in kept.items())  # not redone
+    assert (job_dir(out, key) / "log.txt").read_text().count("--- ") == 2
+    record = json.loads((job_dir(out, key) / "record.json").read_text())
+    assert record["summary"]["steps"] == 60
+
+
+def _wait_for(condition, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for the run")
