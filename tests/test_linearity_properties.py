@@ -134,3 +134,15 @@ def test_bad_inputs_to_properties():
         whitening(x)
     with pytest.raises(ConvergentError, match="zero covariance"):
         whitening(np.ones((5, 3)))
+
+
+def test_unembedding_site_maps_within_one_space(planted):
+    pred, _, _, _ = planted
+    space, report = predictor_space(pred, planted[1].pairs, site="unembed")
+    assert space.same_space
+    result = analyze_linearity(space, report, alpha=1e-9)
+    for rel in result.relations:
+        assert rel.linearity["causal"].offset == 1.0  # g(o) = g(s) + u_r exactly
+        assert rel.linearity["euclidean"].top1 == 1.0
+        assert rel.steering is None
+    assert [ip["key"] for ip in result.inner_products] == ["euclidean", "causal", "random"]

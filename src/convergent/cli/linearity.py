@@ -25,7 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--site", default="final",
                    help="models: subject representation f, 'final' (input of the "
-                   "unembedding, default) or layer.K")
+                   "unembedding, default), 'unembed' (its unembedding row) or layer.K")
     p.add_argument("--tokens", choices=["single", "last", "mean"], default="single",
                    help="models: keep single-token words (default) or use the last token / "
                    "mean of tokens")

@@ -50,7 +50,8 @@ def inner_products(space: RelationSpace, seed: int = 0) -> tuple[
     and by the context embeddings of the pair words (input).
     """
     d_out, d_in = space.reference_g.shape[1], space.reference_f.shape[1]
-    cov_name = "whitened" if space.same_space else "causal"
+    static = space.meta.get("kind") == "static"
+    cov_name = "whitened" if static else "causal"
     out = {"euclidean": euclidean(d_out), cov_name: whitening(space.reference_g, cov_name),
            "random": random_inner(d_out, seed)}
     if space.same_space:
@@ -124,7 +125,7 @@ def _analyze(
         directions=cos,
         relation_names=tuple(names),
         filter={} if report is None else report.to_dict(),
-        identifiability=STATIC_NOTES if space.same_space else PREDICTOR_NOTES,
+        identifiability=STATIC_NOTES if space.meta.get("kind") == "static" else PREDICTOR_NOTES,
         settings=settings,
         provenance=provenance,
     )

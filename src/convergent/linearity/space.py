@@ -107,7 +107,8 @@ def predictor_space(
     max_pairs: int | None = None,
 ) -> tuple[RelationSpace, FilterReport]:
     """g = unembedding rows of the word's token(s); f = the state at the word's last token in
-    the context BOS + word (``site`` 'final' = the unembedding input f(x), or 'layer.K').
+    the context BOS + word (``site`` 'final' = the unembedding input f(x), or 'layer.K'), or
+    with ``site='unembed'`` the subject's own unembedding row (same space as the objects).
 
     ``tokens``: 'single' keeps single-token words only (Park et al.); 'last' uses the last
     token's unembedding row, 'mean' the mean of the word's token rows.
@@ -122,15 +123,19 @@ def predictor_space(
     words = kept.words
     g_all = predictor.g()
     g_rows = _g_rows(g_all, {w: cache[w] for w in words}, tokens)
-    prefix = predictor.encode("")
-    contexts = [prefix + cache[w] for w in words]
-    f_mat = predictor.f(contexts) if layer is None else predictor.hidden(contexts, layer)
-    f_rows = dict(zip(words, f_mat, strict=True))
+    if site == "unembed":  # subjects by their unembedding rows: the same space as objects
+        f_rows, f_ref = g_rows, g_all
+    else:
+        prefix = predictor.encode("")
+        contexts = [prefix + cache[w] for w in words]
+        f_ref = predictor.f(contexts) if layer is None else predictor.hidden(contexts, layer)
+        f_rows = dict(zip(words, f_ref, strict=True))
     g_sub, g_obj = _split(kept, g_rows)
     f_sub, f_obj = _split(kept, f_rows)
     space = RelationSpace(
-        predictor.name, kept, g_sub, g_obj, f_sub, f_obj, g_all, f_mat, False, "unembed",
-        site, {"kind": "predictor", "tokens": tokens, "vocabulary": int(g_all.shape[0])},
+        predictor.name, kept, g_sub, g_obj, f_sub, f_obj, g_all, f_ref, site == "unembed",
+        "unembed", site,
+        {"kind": "predictor", "tokens": tokens, "vocabulary": int(g_all.shape[0])},
         {w: tuple(cache[w]) for w in words},
     )
     return space, report
@@ -156,11 +161,11 @@ def reparameterized_space(space: RelationSpace, reparam: Reparameterization) -> 
 
 
 def _parse_site(site: str, predictor: Predictor) -> int | None:
-    if site == "final":
+    if site in ("final", "unembed"):
         return None
     name, _, num = site.replace(":", ".").partition(".")
     if name != "layer" or not num.isdigit():
-        raise ConvergentError(f"--site {site}: expected 'final' or 'layer.K'")
+        raise ConvergentError(f"--site {site}: expected 'final', 'unembed' or 'layer.K'")
     n_layers = getattr(predictor, "n_layers", None)
     if n_layers is None:
         raise ConvergentError(f"{predictor.name}: has no layers; use --site final")
