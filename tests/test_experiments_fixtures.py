@@ -64,7 +64,9 @@ def write_spec(path: Path, tables: dict[str, dict]) -> Path:
     """Write ``{"experiment": {...}, "sources.x": {...}}`` as TOML."""
     lines = []
     for table, body in tables.items():
-        lines.append(f"[{table}]")
+        head, _, rest = table.partition(".")
+        name = head + (f".{json.dumps(rest)}" if rest else "")
+        lines.append(f"[{name}]")
         lines.extend(f"{json.dumps(k)} = {toml_value(v)}" for k, v in body.items())
         lines.append("")
     path.write_text("\n".join(lines))

@@ -100,6 +100,7 @@ def test_load_spec_from_toml(tmp_path):
     ({"train": {"x": {"set": {"colour": 3}}}, "analyses": {}}, "unknown field(s) colour"),
     ({"sources": {"glove": {"path": "x"}}}, "needs spec"),
     ({"experiment": {"name": "a/b"}}, "without '/'"),
+    ({"sources": {"a/b": "glove-6b-50d"}}, "have no '/'"),
 ])
 def test_bad_specs_are_one_line_errors(change, message):
     with pytest.raises(ConvergentError) as caught:

@@ -129,6 +129,7 @@ def run_experiment(
         finally:
             runner.close(cancel=True)
         table = write_table(target)
+        _log_call(target, runner, state, time.perf_counter() - started)
     return RunSummary(target, runner.name, len(the_plan.jobs), state.skipped, state.ok,
                       tuple(state.failed), tuple(state.blocked),
                       round(time.perf_counter() - started, 3), round(state.jobs_seconds, 3),
@@ -196,6 +197,17 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
             last_store = time.monotonic()
     bar.close()
     return state
+
+
+def _log_call(out: Path, backend: Backend, state: _State, seconds: float) -> None:
+    """Append this call's counts and timings to ``out/runs.jsonl`` (read by the report)."""
+    line = json.dumps({"started_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                       "backend": backend.name, "slots": backend.slots,
+                       "ran": state.ok + len(state.failed), "skipped": state.skipped,
+                       "failed": len(state.failed), "seconds": round(seconds, 2),
+                       "jobs_seconds": round(state.jobs_seconds, 2)})
+    with open(out / "runs.jsonl", "a") as handle:
+        handle.write(line + "\n")
 
 
 def _record_of(future: Future[dict[str, Any]], job: Job) -> dict[str, Any]:

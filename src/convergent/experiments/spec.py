@@ -143,6 +143,10 @@ def parse_spec(data: dict[str, Any], where: str = "spec",
     analyses = {key: _analysis(key, value, defaults, where)
                 for key, value in _table(data, "analyses", where).items()}
     names = set(sources) | set(groups)
+    for key in names | set(analyses):
+        if "/" in key or not key:
+            raise ConvergentError(f"{where}: the name {key!r} must be non-empty and have no "
+                                  "'/' (it separates a group from a member)")
     for analysis in analyses.values():
         for ref in analysis.sources:
             if ref.partition("/")[0] not in names:
