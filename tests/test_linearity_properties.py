@@ -146,3 +146,27 @@ def test_unembedding_site_maps_within_one_space(planted):
         assert rel.linearity["euclidean"].top1 == 1.0
         assert rel.steering is None
     assert [ip["key"] for ip in result.inner_products] == ["euclidean", "causal", "random"]
+
+
+def test_static_whitened_statistics_are_invariant_under_affine_maps():
+    """The statement the linearity JSON makes for word vectors, checked."""
+    from convergent.linearity.pairs import PairSet
+    from convergent.linearity.space import static_space
+    from convergent.sources.static import WordVectorSource
+
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(80)]
+    x = rng.standard_normal((80, 5))
+    pairs = PairSet("t", {"a": tuple((f"w{i}", f"w{i + 40}") for i in range(0, 12)),
+                          "b": tuple((f"w{i}", f"w{i + 40}") for i in range(12, 24))})
+    a_map, shift = rng.standard_normal((5, 5)) + 2 * np.eye(5), rng.standard_normal(5)
+    results = []
+    for vecs in (x, x @ a_map.T + shift):
+        src = WordVectorSource("v", vecs, {w: i for i, w in enumerate(words)})
+        space, report = static_space(src, pairs)
+        results.append(analyze_linearity(space, report, folds=3))
+    for r1, r2 in zip(results[0].relations, results[1].relations, strict=True):
+        assert r1.parallelism["whitened"].loo == pytest.approx(r2.parallelism["whitened"].loo)
+        assert r1.linearity["whitened"].top1 == r2.linearity["whitened"].top1
+        assert r1.probe["whitened"].accuracy == r2.probe["whitened"].accuracy
+        assert r1.parallelism["euclidean"].loo != pytest.approx(r2.parallelism["euclidean"].loo)
