@@ -117,7 +117,7 @@ def run_experiment(
     """Run ``spec`` into ``out`` (default ``out/<name>``) on ``backend``; see module doc."""
     from convergent.experiments.store import write_table
 
-    target = Path(out) if out is not None else spec.default_out()
+    target = (Path(out) if out is not None else spec.default_out()).resolve()
     the_plan = make_plan(spec)
     started = time.perf_counter()
     with folder_lock(target):
