@@ -9,6 +9,7 @@ distributions match on held-out contexts (max KL), recompute every statistic and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -61,26 +62,38 @@ def _participation(sv: np.ndarray) -> float:
     return float(p.sum() ** 2 / np.sum(p**2)) if p.sum() > 0 else 0.0
 
 
+@dataclass(frozen=True, eq=False)
+class Subspaces:
+    """Spectra and orthonormal bases of the pivoted unembedding differences and contexts."""
+
+    sv_g: np.ndarray
+    span_g: np.ndarray
+    null_g: np.ndarray
+    sv_f: np.ndarray
+    null_f: np.ndarray
+
+
+def subspaces(f: np.ndarray, g: np.ndarray, pivot: int = 0, rel_tol: float = 1e-6) -> Subspaces:
+    """One pass over the vocabulary and the contexts (reused by every sample)."""
+    sv_g, vg = _spectrum(np.asarray(g, dtype=np.float64) - np.asarray(g[pivot], np.float64))
+    sv_f, vf = _spectrum(f)
+    rg, rf = _rank(sv_g, rel_tol), _rank(sv_f, rel_tol)
+    return Subspaces(sv_g, vg[:, :rg], vg[:, rg:], sv_f, vf[:, rf:])
+
+
 def effective_complexity(
-    f: np.ndarray, g: np.ndarray, pivot: int = 0, rel_tol: float = 1e-6
+    f: np.ndarray, g: np.ndarray, pivot: int = 0, rel_tol: float = 1e-6,
+    spaces: Subspaces | None = None,
 ) -> Complexity:
     """Numerical ranks of {g(y) - g(y0)} and of {f(x)}; diversity = both equal d."""
     d = g.shape[1]
-    sv_g, _ = _spectrum(np.asarray(g, dtype=np.float64) - g[pivot])
-    sv_f, _ = _spectrum(f)
-    rg, rf = _rank(sv_g, rel_tol), _rank(sv_f, rel_tol)
+    sp = spaces or subspaces(f, g, pivot, rel_tol)
+    rg, rf = _rank(sp.sv_g, rel_tol), _rank(sp.sv_f, rel_tol)
     return Complexity(
         dim=d, rank_unembedding=rg, rank_contexts=rf, n_contexts=int(f.shape[0]),
-        rel_tol=rel_tol, participation_unembedding=_participation(sv_g),
-        participation_contexts=_participation(sv_f), diversity=rg == d and rf == d,
+        rel_tol=rel_tol, participation_unembedding=_participation(sp.sv_g),
+        participation_contexts=_participation(sp.sv_f), diversity=rg == d and rf == d,
     )
-
-
-def _null_basis(x: np.ndarray, rel_tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """(basis of the row span, basis of its orthogonal complement), orthonormal columns."""
-    sv, vecs = _spectrum(x)
-    r = _rank(sv, rel_tol)
-    return vecs[:, :r], vecs[:, r:]
 
 
 def _intersection(a: np.ndarray, b: np.ndarray, tol: float = 1e-8) -> np.ndarray:
@@ -94,6 +107,7 @@ def _intersection(a: np.ndarray, b: np.ndarray, tol: float = 1e-8) -> np.ndarray
 def sample_reparameterization(
     f: np.ndarray, g: np.ndarray, seed: int, condition: float = 10.0,
     null_scale: float = 1.0, pivot: int = 0, rel_tol: float = 1e-6,
+    spaces: Subspaces | None = None,
 ) -> Reparameterization:
     """Random M (singular values log-uniform in [1/sqrt(condition), sqrt(condition)]), c,
     and, where diversity fails, null-space components of size ``null_scale`` (relative)."""
@@ -105,8 +119,8 @@ def sample_reparameterization(
     m = (q1 * s) @ q2.T
     g_rms = float(np.sqrt(np.mean(np.asarray(g, dtype=np.float64) ** 2)))
     c = rng.standard_normal(d) * g_rms
-    span_g, null_g = _null_basis(np.asarray(g, dtype=np.float64) - g[pivot], rel_tol)
-    _, null_f = _null_basis(f, rel_tol)
+    sp = spaces or subspaces(f, g, pivot, rel_tol)
+    span_g, null_g, null_f = sp.span_g, sp.null_g, sp.null_f
     f_null = f_mix = g_extra = None
     if null_scale > 0 and null_g.shape[1]:
         f_norm = float(np.sqrt(np.mean(np.sum(np.asarray(f) ** 2, axis=1))))
@@ -226,14 +240,15 @@ def identify(
     space, report = predictor_space(predictor, pairs, "final", "single", 3, max_pairs)
     f_fit = np.concatenate([predictor.f(fit), *space.f_sub.values(), *space.f_obj.values()])
     g = predictor.g()
-    complexity = effective_complexity(f_fit, g, rel_tol=rel_tol)
+    spaces = subspaces(f_fit, g, rel_tol=rel_tol)
+    complexity = effective_complexity(f_fit, g, rel_tol=rel_tol, spaces=spaces)
     base = statistics(space, seed)
     base_logits = predictor.logits(held)
     kls, changed, f_check = [], {k: [] for k in base}, 0.0
     probe_ctx = [predictor.encode("") + space.tokens[w] for w in list(space.tokens)[:8]]
     for i in tqdm(range(samples), desc="equivalent models", leave=False):
         rp = sample_reparameterization(f_fit, g, seed + 1000 + i, condition, null_scale,
-                                       rel_tol=rel_tol)
+                                       rel_tol=rel_tol, spaces=spaces)
         other = predictor.transformed(rp)
         kls.append(float(kl_divergence(base_logits, other.logits(held)).max()))
         # the statistics use f~ = rp(f) from stored vectors; check that against the forward
