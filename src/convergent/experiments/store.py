@@ -64,6 +64,7 @@ def _base(plan: Plan, job: Job, record: dict[str, Any] | None) -> dict[str, Any]
     status = "pending" if record is None else record.get("status", "unknown")
     row = {"experiment": plan.name, "kind": job.kind, "job": job.key, "status": status,
            "error": (record or {}).get("error"), "seconds": (record or {}).get("seconds"),
+           "cpu_seconds": (record or {}).get("cpu_seconds"),
            "host": (record or {}).get("host"), "started": (record or {}).get("started"),
            "config": json.dumps(job.config, sort_keys=True)}
     return row

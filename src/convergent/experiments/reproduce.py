@@ -1,0 +1,120 @@
+"""The paper's figures as experiment specs: ``quick`` (CPU, ~15 min on 2 cores) and ``paper``.
+
+``preset_spec(name)`` returns the spec (the same data as ``specs/NAME.toml``, which a test
+keeps equal); ``run_preset(name, out, backend)`` runs it and writes the HTML report.
+
+Both presets have the same shape, the paper's three figures:
+
+- *architectures*: bundled GloVe 6B 50-d and SmolLM2-135M beside Transformer, Gated
+  DeltaNet and Mamba-2 trained with Muon, a Transformer with AdamW, an LSTM, word2vec and
+  PPMI, all on the same corpus and tokenizer (the bundled ~2.5M-word corpus for ``quick``,
+  FineWeb-Edu for ``paper``);
+- *perturbations*: the Transformer + Muon on original, ContextLength-2, Isolate-1, Swap
+  Numbers and Unigram Replace data;
+- *addition*: 9-digit multi-token against 3-digit single-token addition, Muon and AdamW;
+
+plus the Transformer's training dynamics. ``quick`` analyses numbers 0..99 (the ones a
+short run sees often enough, see docs/training.md); ``paper`` analyses 0..999.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from convergent.errors import ConvergentError
+from convergent.experiments.spec import ExperimentSpec, parse_spec
+
+PRESETS = ("quick", "paper")
+PERTURBATIONS = ["none", "context-2", "isolate-1", "swap", "unigram"]
+
+
+def _addition_group(digits: int, tokens: int, batch_size: int, d_model: int, n_layers: int,
+                    checkpoints: int, train_pairs: int) -> dict[str, Any]:
+    """The engine settings of issue 5's addition reproduction, at a given budget."""
+    return {
+        "set": {"arch": "transformer", "tokens": tokens, "batch_size": batch_size,
+                "lr": 3e-3, "weight_decay": 0.1, "warmup_tokens": tokens // 20,
+                "checkpoint_every": tokens // checkpoints, "model.d_model": d_model,
+                "model.n_layers": n_layers, "model.n_heads": 4,
+                "model.tie_embeddings": True},
+        "task": {"digits": digits, "chunk": 3},
+        "split": {"test_pairs": 2000, "train_pairs": train_pairs, "seed": 0},
+        "grid": {"optimizer": ["muon", "adamw"]},
+    }
+
+
+def _spec(name: str, description: str, numbers: str, train: dict[str, Any],
+          addition: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    preset = name
+    return {
+        "experiment": {"name": name, "description": description},
+        "numbers": {"numbers": numbers, "moduli": "2:11", "folds": 5, "seed": 0,
+                    "permutations": 100},
+        "sources": {"glove": {"spec": "glove-6b-50d"}, "smollm2": {"spec": "smollm2-135m"}},
+        "train": {
+            "muon": {"preset": preset, "set": {**train, "optimizer": "muon"},
+                     "grid": {"arch": ["transformer", "gdn", "mamba2"]}},
+            "adamw": {"preset": preset, "set": train,
+                      "grid": {"arch": ["transformer", "lstm", "word2vec", "ppmi"]}},
+            "perturbations": {"preset": preset,
+                              "set": {**train, "arch": "transformer", "optimizer": "muon"},
+                              "grid": {"perturb": PERTURBATIONS}},
+        },
+        "addition": addition,
+        "analyses": {
+            "architectures": {"title": "Architectures (the paper's Figure: spectra and "
+                                       "mod-T kappa)",
+                              "sources": ["glove", "smollm2", "muon", "adamw"]},
+            "perturbations": {"title": "Data perturbations (Transformer + Muon)",
+                              "sources": ["perturbations"]},
+            "dynamics": {"title": "Training dynamics (Transformer + Muon)",
+                         "sources": ["muon/transformer"], "checkpoints": "all"},
+        },
+    }
+
+
+QUICK_TOKENS = 400_000
+
+QUICK = _spec(
+    "quick",
+    "The paper's architecture, data-perturbation and addition figures at CPU scale: "
+    "tiny models, 400k training tokens of the bundled corpus, numbers 0..99. About 15 "
+    "minutes on 2 idle cores; the effects are weak at this scale (see docs/experiments.md).",
+    "0:100", {"tokens": QUICK_TOKENS, "checkpoint_every": 100_000},
+    {"addition-9digit": _addition_group(9, 600_000, 32, 64, 2, 4, 0),
+     "addition-3digit": _addition_group(3, 300_000, 32, 64, 2, 4, 100_000)},
+)
+
+PAPER = _spec(
+    "paper",
+    "The paper's sizes: ~300M-parameter models, 2B tokens of FineWeb-Edu (needs a network "
+    "and the datasets package), numbers 0..999. Meant for GPUs or a Ray cluster.",
+    "0:1000", {},
+    {"addition-9digit": _addition_group(9, 600_000_000, 512, 1024, 12, 20, 0),
+     "addition-3digit": _addition_group(3, 300_000_000, 512, 1024, 12, 20, 100_000)},
+)
+
+
+def preset_spec(name: str) -> ExperimentSpec:
+    """The spec of preset ``name`` (``quick`` or ``paper``)."""
+    return parse_spec(preset_data(name), where=f"preset {name}")
+
+
+def preset_data(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConvergentError(f"preset {name!r}: choose one of {', '.join(PRESETS)}")
+    return copy.deepcopy(QUICK if name == "quick" else PAPER)
+
+
+def run_preset(preset: str, out: str | Path | None = None, backend: str = "local",
+               workers: int | None = None, address: str | None = None,
+               progress: bool = True) -> tuple[Any, Path]:
+    """Run preset ``preset`` into ``out`` (default ``out/PRESET``); (summary, report path)."""
+    from convergent.experiments.runner import run_experiment
+    from convergent.report.html import write_report
+
+    summary = run_experiment(preset_spec(preset), out, backend=backend, workers=workers,
+                             address=address, progress=progress)
+    return summary, write_report(summary.out)
