@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if threads:
         torch.set_num_threads(threads)
     out = args.out or Path("runs") / _default_name(args.preset, config)
-    print(f"training {config.arch} into {out} ({config.tokens:,} tokens, "
-          f"optimizer {config.optimizer}, perturbation {config.perturb or 'none'})")
+    budget = (f"{config.tokens:,} tokens, optimizer {config.optimizer}" if config.neural
+              else f"{config.embedding.epochs} epochs" if config.arch == "word2vec"
+              else "one pass")
+    print(f"training {config.arch} into {out} ({budget}, perturbation "
+          f"{config.perturb or 'none'})")
     result = train(config, out, progress=not args.no_progress)
     loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
     print(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
