@@ -121,3 +121,28 @@ def test_the_chromium_check_catches_a_script_error(folder, browser, tmp_path):
     broken.write_text(text.replace("</body>", "<script>notDefined();</script></body>"))
     data, errors, _ = load_in_chromium(browser, broken, tmp_path)
     assert any("notDefined" in line for line in errors) or data["errors"]
+
+
+def test_addition_groups_get_a_figure_and_a_table(tmp_path):
+    from convergent.experiments.plan import Job, Member, Plan
+    from convergent.experiments.worker import job_dir
+    from convergent.io import write_json_atomic
+
+    train = {"arch": "transformer", "optimizer": "muon", "tokens": 1000}
+    job = Job("a" * 16, "addition", "add/muon",
+              {"task": {"digits": 9, "chunk": 3}, "split": {}, "loss_on": "answer",
+               "train": train})
+    plan = Plan("syn", "", {job.key: job}, {"add": ("addition", (Member("muon", job.key,
+                                                                        "add"),))}, {})
+    write_json_atomic(tmp_path / "plan.json", plan.to_dict())
+    points = [{"step": s, "tokens": 100 * s,
+               "test": {"exact_match": 10.0 * s, "token_accuracy": 50.0, "n_problems": 9},
+               "numbers": {"periods": {"2": {"kappa": 5.0 * s}, "10": {"kappa": 9.0 * s}}}}
+              for s in range(5)]
+    write_json_atomic(job_dir(tmp_path, job.key) / "result.json", {"points": points})
+    write_json_atomic(job_dir(tmp_path, job.key) / "record.json",
+                      {"key": job.key, "status": "ok", "seconds": 2.5,
+                       "summary": {"steps": 4, "final_loss": 0.5}})
+    text = write_report(tmp_path).read_text()
+    assert "Addition: add" in text and text.count("data:image/png;base64,") == 1
+    assert "<td>40.0</td>" in text and "<td>36.0</td>" in text  # exact match, kappa 10

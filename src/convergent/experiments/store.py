@@ -87,9 +87,9 @@ def _source_columns(plan: Plan, job: Job) -> dict[str, Any]:
 
 def period_columns(entry: dict[str, Any]) -> dict[str, Any]:
     """Scalar metrics of one ``results.json``-style entry."""
+    first, last = entry.get("numbers") or (None, None)
     cols: dict[str, Any] = {"site": entry.get("site"), "dim": entry.get("dim"),
-                            "numbers_first": entry["numbers"][0],
-                            "numbers_last": entry["numbers"][1],
+                            "numbers_first": first, "numbers_last": last,
                             "input_hash": entry.get("input_hash"),
                             "warnings": len(entry.get("warnings", []))}
     for t, p in entry.get("periods", {}).items():
