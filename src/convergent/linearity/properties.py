@@ -141,6 +141,9 @@ def relational_linearity(
 
     ``objects[r]`` are the object words of the pairs (rows of ``outputs[r]``); candidates
     are the relation's distinct objects; retrieval is by distance under ``inner_out``.
+    With ``same_space`` (subjects and objects in one space, one inner product) the map is
+    shrunk toward the identity, o = s + D s + b with a ridge penalty on D, so that heavy
+    shrinkage gives the vector-offset method rather than the mean object.
     """
     _check(inputs, outputs, min_pairs=3)
     out: dict[str, LinearityStats] = {}
@@ -154,13 +157,15 @@ def relational_linearity(
         cands = y[cand_rows]
         n = x.shape[0]
         hit, shuffled, offset = np.zeros(n), np.zeros(n), np.zeros(n)
+        prior = x if same_space else np.zeros_like(y)  # the map is prior + D x + b
         for test in _folds(n, folds, rng):
             train = np.setdiff1d(np.arange(n), test)
-            a, b = _ridge(x[train], y[train], alpha)
-            hit[test] = _nearest(x[test] @ a.T + b, cands) == target[test]
+            a, b = _ridge(x[train], y[train] - prior[train], alpha)
+            hit[test] = _nearest(prior[test] + x[test] @ a.T + b, cands) == target[test]
             perm = train[_derangement(train.size, rng)] if train.size > 1 else train
-            a, b = _ridge(x[train], y[perm], alpha)
-            shuffled[test] = _nearest(x[test] @ a.T + b, cands) == target[test]
+            a, b = _ridge(x[train], y[perm] - prior[train], alpha)
+            shuffled[test] = (_nearest(prior[test] + x[test] @ a.T + b, cands)
+                              == target[test])
             if same_space:
                 shift = (y[train] - x[train]).mean(axis=0)
                 offset[test] = _nearest(x[test] + shift, cands) == target[test]

@@ -26,7 +26,8 @@ class ParallelismStats:
 
 @dataclass(frozen=True)
 class LinearityStats:
-    """Held-out top-1 retrieval of the object from an affine map of the subject (ridge).
+    """Held-out top-1 retrieval of the object from an affine map of the subject (ridge;
+    shrunk toward the identity map when subject and object share a space).
 
     ``top1``: fraction of held-out pairs whose predicted object is nearest to the true one
     among the relation's ``n_candidates`` distinct objects. Baselines: ``chance``
