@@ -126,8 +126,10 @@ def run_experiment(
                   else make_backend(backend, workers=workers, address=address))
         try:
             state = _schedule(the_plan, target, runner, progress)
-        finally:
+        except BaseException:  # interrupted: drop queued work, keep what is finished
             runner.close(cancel=True)
+            raise
+        runner.close()
         table = write_table(target)
         _log_call(target, runner, state, time.perf_counter() - started)
     return RunSummary(target, runner.name, len(the_plan.jobs), state.skipped, state.ok,
