@@ -81,7 +81,10 @@ def build_task_spec(args: argparse.Namespace):
                "warmup_tokens": int(defaults["warmup_fraction"] * tokens),
                "checkpoint_every": max(per_step, tokens // defaults["checkpoints"])}
     config = base.replace(**{k: v for k, v in changes.items() if v is not None})
-    train_pairs = args.train_pairs if args.train_pairs is not None else defaults["train_pairs"]
+    train_pairs = args.train_pairs
+    if train_pairs is None:  # the default, or all pairs outside the test set if fewer
+        space = 10 ** (2 * task.digits) - args.test_pairs
+        train_pairs = defaults["train_pairs"] if defaults["train_pairs"] < space else 0
     split = SplitConfig(test_pairs=args.test_pairs, train_pairs=train_pairs, seed=config.seed)
     return TaskRunSpec(task, split, config)
 
@@ -128,6 +131,10 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluated checkpoints per run")
     parser.add_argument("--train-pairs-3digit", type=int, default=None,
                         help="fixed 3-digit training set size (default 100000 of 10**6)")
+    parser.add_argument("--test-pairs", type=int, default=None,
+                        help="held-out operand pairs per run (default 2000)")
+    parser.add_argument("--permutations", type=int, default=None,
+                        help="random orderings for the Phi_T spike p-value (default 100)")
     parser.add_argument("--only", action="append", default=None, metavar="SETTING",
                         help="run only some settings: d9c3-muon, d9c3-adamw, d3c3-muon, "
                         "d3c3-adamw (repeatable)")
@@ -161,7 +168,8 @@ def repro_config(args: argparse.Namespace):
     return with_changes(base, model=model, steps=args.steps, batch_size=args.batch_size,
                         lr=args.lr, checkpoints=args.checkpoints, seeds=seeds,
                         workers=args.workers, settings=settings,
-                        train_pairs_3digit=args.train_pairs_3digit)
+                        train_pairs_3digit=args.train_pairs_3digit,
+                        permutations=args.permutations, test_pairs=args.test_pairs)
 
 
 def run_reproduce_addition(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ class ReproConfig:
     lr: float = 3e-3
     weight_decay: float = 0.1
     warmup_fraction: float = 0.05
-    checkpoints: int = 12
+    checkpoints: int = 10
     seeds: tuple[int, ...] = (0,)
     test_pairs: int = 2000
     train_pairs_3digit: int = 100_000

@@ -1,0 +1,57 @@
+"""``convergent reproduce addition`` end to end at a toy scale, and its figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from convergent.cli import main
+
+ARGS = ["reproduce", "addition", "--only", "d3c3-adamw", "--only", "d9c3-muon",
+        "--steps", "3", "--checkpoints", "1", "--d-model", "32", "--layers", "1",
+        "--seeds", "1", "--workers", "1", "--permutations", "5", "--test-pairs", "20",
+        "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("repro")
+    assert main([*ARGS, "--out", str(out)]) == 0
+    return out
+
+
+def test_writes_results_and_figures(reproduced: Path) -> None:
+    for name in ("results.json", "addition.png", "addition.svg", "dynamics.png",
+                 "dynamics.svg"):
+        assert (reproduced / name).stat().st_size > 0, name
+    data = json.loads((reproduced / "results.json").read_text())
+    assert data["experiment"] == "addition"
+    assert set(data["summary"]) == {"3-digit AdamW", "9-digit Muon"}
+    nine = data["summary"]["9-digit Muon"]
+    assert nine["paper_kappa"] == {"2": 99.7, "4": 59.4, "5": 100.0, "10": 100.0}
+    assert set(nine["kappa"]) == {str(t) for t in range(2, 11)}
+    assert "15" in data["summary"]["3-digit AdamW"]["paper_note"]
+    runs = {r["setting"]: r for r in data["runs"]}
+    assert [p["step"] for p in runs["9-digit Muon"]["dynamics"]] == [0, 3]
+    final = runs["9-digit Muon"]["final"]
+    assert final["test"]["n_problems"] == 20
+    assert final["numbers"]["numbers"] == [0, 999] and final["numbers"]["dim"] == 32
+    config = json.loads(Path(runs["9-digit Muon"]["run_dir"], "config.json").read_text())
+    assert config["optimizer"] == "muon" and config["model"]["tie_embeddings"] is True
+    assert config["seq_len"] == 12 and config["tokens"] == 3 * 12 * 64
+
+
+def test_rerun_resumes_without_retraining(reproduced: Path) -> None:
+    evals = sorted((reproduced / "runs").glob("*/eval/*.json"))
+    before = {p: p.stat().st_mtime_ns for p in evals}
+    assert main([*ARGS, "--out", str(reproduced)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in evals} == before
+
+
+def test_bad_setting_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    code = main(["reproduce", "addition", "--out", str(tmp_path), "--only", "d5c3-sgd"])
+    assert code == 2
+    assert "--only d5c3-sgd" in capsys.readouterr().err
