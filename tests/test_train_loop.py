@@ -65,20 +65,20 @@ def test_loss_falls_and_checkpoints_appear(corpus, tmp_path):
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
 def test_resume_after_kill_is_bit_exact(corpus, tmp_path, optimizer):
-    config = tiny_config(corpus, optimizer=optimizer)
+    config = tiny_config(corpus, optimizer=optimizer, tokens=16 * 8 * 8)
     straight = train(config, tmp_path / "straight", progress=False)
-    partial = train(config, tmp_path / "resumed", progress=False, stop_after=7)
-    assert not partial.complete and partial.steps == 7  # killed after step 7, ckpt at 4
+    partial = train(config, tmp_path / "resumed", progress=False, stop_after=6)
+    assert not partial.complete and partial.steps == 6  # killed after step 6, ckpt at 4
     assert [c.step for c in list_checkpoints(tmp_path / "resumed")] == [0, 4]
     resumed = train(config, tmp_path / "resumed", progress=False)
     assert resumed.complete and resumed.steps == straight.steps
-    a = load_file(str(tmp_path / "straight/checkpoints/step-00000012/model.safetensors"))
-    b = load_file(str(tmp_path / "resumed/checkpoints/step-00000012/model.safetensors"))
+    a = load_file(str(tmp_path / "straight/checkpoints/step-00000008/model.safetensors"))
+    b = load_file(str(tmp_path / "resumed/checkpoints/step-00000008/model.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    sa = load_file(str(tmp_path / "straight/checkpoints/step-00000012/optimizer.safetensors"))
-    sb = load_file(str(tmp_path / "resumed/checkpoints/step-00000012/optimizer.safetensors"))
+    sa = load_file(str(tmp_path / "straight/checkpoints/step-00000008/optimizer.safetensors"))
+    sb = load_file(str(tmp_path / "resumed/checkpoints/step-00000008/optimizer.safetensors"))
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
@@ -117,9 +117,9 @@ def test_config_json_round_trip(corpus, tmp_path):
         TrainConfig.from_dict({"arch": "lstm", "width": 3})
 
 
-@pytest.mark.parametrize("perturb", ["swap", "unigram", "isolate-1", "context-4"])
+@pytest.mark.parametrize("perturb", ["unigram", "isolate-1", "context-4"])
 def test_perturbed_runs_train(corpus, tmp_path, perturb):
-    config = tiny_config(corpus, perturb=perturb, tokens=16 * 8 * 2, arch="lstm")
+    config = tiny_config(corpus, perturb=perturb, tokens=16 * 8, arch="lstm")
     result = train(config, tmp_path / "run", progress=False)
     assert result.complete and result.final_loss is not None
     meta = json.loads((tmp_path / "run" / "data" / "corpus.json").read_text())
