@@ -128,3 +128,41 @@ def _wait_for(condition, timeout: float = 120.0):
             return found
         time.sleep(0.05)
     raise AssertionError("timed out waiting for the run")
+
+
+class FlakyBackend:
+    """Runs jobs in this process, but the first attempt of each job 'loses its worker'."""
+
+    name, slots = "flaky", 2
+
+    def __init__(self, always: bool = False) -> None:
+        self.calls: dict[str, int] = {}
+        self.always = always
+
+    def submit(self, job, out):
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        from convergent.experiments.worker import execute
+
+        self.calls[job["key"]] = self.calls.get(job["key"], 0) + 1
+        future = Future()
+        if self.always or self.calls[job["key"]] == 1:
+            future.set_exception(BrokenProcessPool("a worker was killed"))
+        else:
+            future.set_result(execute(job, out))
+        return future
+
+    def close(self, cancel=False):
+        del cancel
+
+
+def test_jobs_of_a_dead_worker_are_resubmitted(tmp_path):
+    spec = load_spec(matrix_spec(tmp_path))
+    flaky = FlakyBackend()
+    summary = run_experiment(spec, tmp_path / "out", backend=flaky, progress=False)
+    assert summary.ok == 1 and set(flaky.calls.values()) == {2}
+    hopeless = FlakyBackend(always=True)
+    summary = run_experiment(spec, tmp_path / "out2", backend=hopeless, progress=False)
+    assert len(summary.failed) == 2 and set(hopeless.calls.values()) == {3}
+    assert "worker process running this job died" in summary.failed[0]["error"]

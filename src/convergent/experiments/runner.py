@@ -28,6 +28,7 @@ from convergent.experiments.worker import job_dir
 from convergent.io import write_bytes_atomic, write_json_atomic
 
 STORE_EVERY = 10.0  # seconds between rewrites of the results table while jobs finish
+CRASH_RETRIES = 2  # a job whose worker process died is resubmitted this many times
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
         else:
             pending[key] = job
     bad: set[str] = set()
+    attempts: dict[str, int] = {}
     running: dict[Future[dict[str, Any]], Job] = {}
     bar = tqdm(total=len(pending), disable=not progress, unit="job", desc="jobs",
                dynamic_ncols=True)
@@ -182,6 +184,10 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
         for future in finished:
             job = running.pop(future)
             record = _record_of(future, job)
+            if record.get("crashed") and attempts.get(job.key, 0) < CRASH_RETRIES:
+                attempts[job.key] = attempts.get(job.key, 0) + 1  # a lost worker: run again
+                running[backend.submit(job.to_dict(), str(out))] = job
+                continue
             write_json_atomic(job_dir(out, job.key) / "record.json", record)
             state.jobs_seconds += float(record.get("seconds") or 0.0)
             if record["status"] == "ok":
@@ -217,5 +223,7 @@ def _record_of(future: Future[dict[str, Any]], job: Job) -> dict[str, Any]:
         return future.result()
     except Exception as err:  # the worker process itself died (out of memory, killed)
         return {"key": job.key, "kind": job.kind, "label": job.label, "status": "failed",
-                "error": f"the worker running this job died ({type(err).__name__}: {err})",
-                "seconds": None, "pid": os.getpid()}
+                "crashed": True, "seconds": None, "pid": os.getpid(),
+                "error": f"the worker process running this job died ({type(err).__name__}); "
+                "out of memory? (a script calling run_experiment with the local backend "
+                "needs `if __name__ == '__main__':`, as workers are started with spawn)"}
