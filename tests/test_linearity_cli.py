@@ -11,6 +11,11 @@ from linearity_fixtures import glove_file, pairs_tsv, tiny_lm
 from convergent.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+
+
 def test_linearity_on_word_vectors_writes_json_and_figures(tmp_path, capsys):
     vec = glove_file(tmp_path / "vecs.txt")
     pairs = pairs_tsv(tmp_path / "pairs.tsv")

@@ -94,3 +94,21 @@ def test_a_model_without_an_unembedding_is_refused():
                                  num_attention_heads=2, intermediate_size=16))
     with pytest.raises(ConvergentError, match="no output embedding"):
         predictor_from((model, None), name="encoder")
+
+
+def test_states_are_cached_per_batch_and_reused(lm, tmp_path, monkeypatch):
+    model, tok = lm
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path))
+    pred = HFPredictor(model, tok, identity={"weights": "test"}, batch_size=2)
+    ctx = [pred.encode(t) for t in ("the word", "a word", "said a", "the", "is a word")]
+    first = pred.f(ctx)
+    files = sorted(tmp_path.glob("linearity/*/batch-*.npy"))
+    assert len(files) == 3  # lengths 3, 2, 4 -> three resumable groups
+    files[0].unlink()  # as if interrupted before the first group was stored
+
+    calls = []
+    real = pred._run
+    monkeypatch.setattr(pred, "_run", lambda c, *a, **k: calls.append(len(c)) or real(c, *a, **k))
+    again = pred.f(ctx)
+    assert np.array_equal(first, again)
+    assert len(calls) == 1  # only the missing group was recomputed

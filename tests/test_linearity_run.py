@@ -16,6 +16,11 @@ from convergent.linearity.predictors import kl_divergence
 torch = pytest.importorskip("torch")
 
 
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from convergent.train import ModelConfig, TrainConfig, train

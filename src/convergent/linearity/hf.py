@@ -10,15 +10,23 @@ KL check runs through the real model.
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convergent.errors import ConvergentError
+from convergent.io import write_bytes_atomic
 from convergent.linearity.predictors import Context, Reparameterization
+
+
+def _cache_root() -> Path:
+    """``$CONVERGENT_CACHE`` or ``~/.cache/convergent`` (the toolkit's cache)."""
+    return Path(os.environ.get("CONVERGENT_CACHE") or Path.home() / ".cache" / "convergent")
 
 
 def _blocks(model: Any) -> Sequence[Any]:
@@ -81,12 +89,14 @@ class HFPredictor:
     """A causal LM with tokenizer as a next-token predictor (eval mode, no gradients)."""
 
     def __init__(self, model: Any, tokenizer: Any, name: str = "model",
-                 reparam: Reparameterization | None = None, batch_size: int = 64) -> None:
+                 reparam: Reparameterization | None = None, batch_size: int = 64,
+                 identity: Mapping[str, Any] | None = None) -> None:
         head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         if head is None or not hasattr(head, "weight"):
             raise ConvergentError(f"{name}: the model has no output embedding (unembedding)")
         self.model, self.tokenizer, self.name = model.eval(), tokenizer, name
         self.reparam, self.batch_size = reparam, batch_size
+        self.identity = None if identity is None else dict(identity)
         self._head = head
         self._g = head.weight.detach().to("cpu").double().numpy()
         hb = getattr(head, "bias", None)
@@ -197,12 +207,49 @@ class HFPredictor:
         assert out is not None
         return out
 
+    def _cached(self, contexts: Sequence[Context], want: str,
+                layer: int | None = None) -> np.ndarray:
+        """States of the unmodified model, stored per batch under the cache folder when the
+        model has an identity (weights hash): an interrupted run resumes at its last batch."""
+        if self.identity is None or self.reparam is not None:
+            return self._run(contexts, want, layer=layer)
+        import hashlib
+        import json
+
+        key = json.dumps([self.identity, want, layer, self.batch_size, list(contexts)],
+                         sort_keys=True, default=str)
+        folder = _cache_root() / "linearity" / hashlib.sha256(key.encode()).hexdigest()[:20]
+        groups = list(self._groups(contexts))
+        out: np.ndarray | None = None
+        for i, rows in enumerate(groups):
+            file = folder / f"batch-{i:05d}.npy"
+            if file.is_file():
+                vals = np.load(file)
+            else:
+                vals = self._run([contexts[r] for r in rows], want, layer=layer)
+                write_bytes_atomic(file, lambda h, v=vals: np.save(h, v))
+            if out is None:
+                out = np.zeros((len(contexts), vals.shape[1]))
+            out[rows] = vals
+        assert out is not None
+        return out
+
+    def _groups(self, contexts: Sequence[Context]) -> Iterator[list[int]]:
+        """Rows per resumable unit: 16 batches of equal-length contexts."""
+        by_len: dict[int, list[int]] = defaultdict(list)
+        for i, c in enumerate(contexts):
+            by_len[len(c)].append(i)
+        step = 16 * self.batch_size
+        for rows in by_len.values():
+            for start in range(0, len(rows), step):
+                yield rows[start:start + step]
+
     def f(self, contexts: Sequence[Context]) -> np.ndarray:
-        return self._run(contexts, "f")
+        return self._cached(contexts, "f")
 
     def hidden(self, contexts: Sequence[Context], layer: int) -> np.ndarray:
         """Residual stream after block ``layer`` at the last position."""
-        return self._run(contexts, "hidden", layer=layer)
+        return self._cached(contexts, "hidden", layer=layer)
 
     def g(self) -> np.ndarray:
         return self._g if self.reparam is None else self.reparam.apply_g(self._g)
@@ -232,4 +279,5 @@ class HFPredictor:
     def transformed(self, reparam: Reparameterization) -> HFPredictor:
         if self.reparam is not None:
             raise ConvergentError(f"{self.name}: already reparameterized")
-        return HFPredictor(self.model, self.tokenizer, f"{self.name}~", reparam, self.batch_size)
+        return HFPredictor(self.model, self.tokenizer, f"{self.name}~", reparam, self.batch_size,
+                           self.identity)

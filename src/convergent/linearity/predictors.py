@@ -151,7 +151,9 @@ def predictor_from(obj: Any, name: str | None = None) -> Predictor:
         from convergent.linearity.hf import HFPredictor
 
         model, tokenizer = load()
-        return HFPredictor(model, tokenizer, name=name or getattr(obj, "name", "model"))
+        identity = getattr(obj, "identity", None)  # weights hash: enables resumable caching
+        return HFPredictor(model, tokenizer, name=name or getattr(obj, "name", "model"),
+                           identity=identity if isinstance(identity, dict) else None)
     label = name or getattr(obj, "name", type(obj).__name__)
     raise ConvergentError(
         f"{label}: not a next-token predictor (no unembedding or next-token distribution); "

@@ -76,7 +76,7 @@ def run_predictor(spec: str) -> HFPredictor:
             f"run:{spec}: a classical-embedding run (word2vec/PPMI) has no next-token "
             "distribution; identify needs a neural run"
         )
-    read_state(folder, verify=True)
+    state = read_state(folder, verify=True)
     config = TrainConfig.load(source.run_dir / "config.json")
     model = build_model(config.arch, config.model, source.tokenizer.get_vocab_size())
     missing, unexpected = model.load_state_dict(load_tensors(folder / "model.safetensors"),
@@ -85,4 +85,5 @@ def run_predictor(spec: str) -> HFPredictor:
         raise ConvergentError(f"run:{spec}: checkpoint does not match the model "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     lm, tok = _adapters(model, source.tokenizer)
-    return HFPredictor(lm, tok, name=source.name)
+    identity = {"run": str(folder.resolve()), "sha256": state.get("sha256")}
+    return HFPredictor(lm, tok, name=source.name, identity=identity)
