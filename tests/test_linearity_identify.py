@@ -134,3 +134,10 @@ def test_reparameterized_space_equals_the_space_of_the_transformed_predictor():
         assert np.allclose(direct.f_sub[rel], stored.f_sub[rel], atol=1e-12)
     a, b = statistics(direct), statistics(stored)
     assert all(np.allclose(a[k], b[k], atol=1e-9) for k in a)
+
+
+def test_package_exports_the_identify_function_not_the_module():
+    import convergent.linearity.identify  # noqa: F401  (the submodule must not shadow it)
+    from convergent.linearity import identify as exported
+
+    assert callable(exported) and exported is identify

@@ -14,7 +14,6 @@ from typing import Any
 
 _EXPORTS = {
     "analyze_linearity": "convergent.linearity.analyze",
-    "identify": "convergent.linearity.identify",
     "effective_complexity": "convergent.linearity.identify",
     "load_pairs": "convergent.linearity.pairs",
     "google_analogy": "convergent.linearity.pairs",
@@ -31,7 +30,11 @@ _EXPORTS = {
     "IdentifyResult": "convergent.linearity.results",
 }
 
-__all__ = sorted(_EXPORTS)
+# ``identify`` is both a submodule and its main function: bind the function eagerly, or the
+# submodule import would shadow it (numpy and tqdm only; no scipy or torch).
+from convergent.linearity.identify import identify as identify  # noqa: E402
+
+__all__ = sorted([*_EXPORTS, "identify"])
 
 
 def __getattr__(name: str) -> Any:
