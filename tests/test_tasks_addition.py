@@ -183,3 +183,25 @@ def test_carry_rich_operands_have_long_chains() -> None:
     a, b = split.train_pairs(0, 2000, seed=0)
     ca, cb = task.split(a), task.split(b)
     assert ((ca + cb) == 999).all(axis=1).mean() > 0.08  # ~1/8 force all three chunks
+
+
+def test_reproduction_settings_and_run_specs() -> None:
+    from convergent.tasks.experiment import ReproConfig, settings_for
+
+    paper = settings_for(3)
+    assert [s.slug for s in paper] == ["d9c3-muon", "d9c3-adamw", "d3c3-muon", "d3c3-adamw"]
+    assert [s.label for s in paper][:2] == ["9-digit Muon", "9-digit AdamW"]
+    small = settings_for(2)
+    assert [s.slug for s in small] == ["d6c2-muon", "d6c2-adamw", "d2c2-muon", "d2c2-adamw"]
+    assert small[0].paper_label == "9-digit Muon" and small[3].paper_label == "3-digit AdamW"
+    config = ReproConfig(steps=10, batch_size=8, checkpoints=5)
+    spec = config.run_spec(paper[2], seed=4)
+    assert spec.task == AdditionTask(3, 3) and spec.split.train_pairs == 100_000
+    assert spec.config.seed == 4 and spec.split.seed == 4 and spec.config.optimizer == "muon"
+    assert spec.config.tokens == 10 * 8 * (spec.task.seq_len - 1)
+    assert spec.config.checkpoint_every == 2 * 8 * (spec.task.seq_len - 1)
+    # 2-digit single-token addition has only 10**4 pairs: the training set is all the rest
+    assert config.run_spec(small[2], seed=0).split.train_pairs == 0
+    assert config.run_spec(paper[0], seed=0).split.train_pairs == 0  # fresh 9-digit pairs
+    with pytest.raises(ConvergentError, match="chunk 4"):
+        settings_for(4)

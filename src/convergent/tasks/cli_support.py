@@ -43,7 +43,7 @@ def task_defaults(digits: int) -> dict[str, Any]:
     quick = ReproConfig()
     return {"model": quick.model, "steps": quick.steps, "batch_size": quick.batch_size,
             "lr": quick.lr, "weight_decay": quick.weight_decay,
-            "train_pairs": quick.train_pairs_3digit if digits <= 3 else quick.train_pairs_9digit,
+            "train_pairs": quick.train_pairs_single if digits <= 3 else quick.train_pairs_multi,
             "checkpoints": quick.checkpoints, "warmup_fraction": quick.warmup_fraction}
 
 
@@ -129,15 +129,19 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--checkpoints", type=int, default=None,
                         help="evaluated checkpoints per run")
-    parser.add_argument("--train-pairs-3digit", type=int, default=None,
-                        help="fixed 3-digit training set size (default 100000 of 10**6)")
+    parser.add_argument("--chunk", type=int, default=3, choices=[1, 2, 3],
+                        help="digits per token: 3 (the paper: 9-digit vs 3-digit); 2 gives "
+                        "the scaled-down 6-digit vs 2-digit version (100 number tokens)")
+    parser.add_argument("--train-pairs-single", type=int, default=None,
+                        help="fixed single-token training set size (default 100000 of the "
+                        "10**6 3-digit pairs; all non-test pairs if fewer exist)")
     parser.add_argument("--test-pairs", type=int, default=None,
                         help="held-out operand pairs per run (default 2000)")
     parser.add_argument("--permutations", type=int, default=None,
                         help="random orderings for the Phi_T spike p-value (default 100)")
     parser.add_argument("--only", action="append", default=None, metavar="SETTING",
                         help="run only some settings: d9c3-muon, d9c3-adamw, d3c3-muon, "
-                        "d3c3-adamw (repeatable)")
+                        "d3c3-adamw (with --chunk 2: d6c2-..., d2c2-...; repeatable)")
 
 
 def repro_config(args: argparse.Namespace):
@@ -145,7 +149,7 @@ def repro_config(args: argparse.Namespace):
     from dataclasses import replace
 
     from convergent.errors import ConvergentError
-    from convergent.tasks.experiment import SETTINGS, ReproConfig, with_changes
+    from convergent.tasks.experiment import ReproConfig, settings_for, with_changes
     from convergent.train.config import ModelConfig
 
     base = ReproConfig()
@@ -157,9 +161,9 @@ def repro_config(args: argparse.Namespace):
     if args.d_model or args.layers:
         model = replace(model, d_model=args.d_model or model.d_model,
                         n_layers=args.layers or model.n_layers)
-    settings = SETTINGS
+    settings = settings_for(args.chunk)
     if args.only:
-        known = {s.slug: s for s in SETTINGS}
+        known = {s.slug: s for s in settings}
         bad = [o for o in args.only if o not in known]
         if bad:
             raise ConvergentError(f"--only {bad[0]}: choose from {', '.join(known)}")
@@ -168,7 +172,7 @@ def repro_config(args: argparse.Namespace):
     return with_changes(base, model=model, steps=args.steps, batch_size=args.batch_size,
                         lr=args.lr, checkpoints=args.checkpoints, seeds=seeds,
                         workers=args.workers, settings=settings,
-                        train_pairs_3digit=args.train_pairs_3digit,
+                        train_pairs_single=args.train_pairs_single,
                         permutations=args.permutations, test_pairs=args.test_pairs)
 
 
@@ -191,7 +195,7 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
     data = result.to_dict()
     write_json_atomic(out / "results.json", data)
     entries = [r.entry for r in result.runs]
-    labels = [s.label for s in config.settings]
+    labels = list(dict.fromkeys(s.paper_label for s in config.settings))
     plot_addition(entries, paper_entries(PAPER_KAPPA, labels),
                   [out / "addition.png", out / "addition.svg"])
     plot_addition_dynamics([r.to_dict() for r in result.runs],
@@ -202,11 +206,11 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: dict[str, dict[str, Any]]) -> None:
-    print(f"{'setting':<15} {'test EM':>8} " + " ".join(f"{'k' + t:>6}" for t in
+    print(f"{'setting':<24} {'test EM':>8} " + " ".join(f"{'k' + t:>6}" for t in
                                                         ("2", "4", "5", "10", "3", "7"))
           + "   paper (2/4/5/10)")
     for label, s in summary.items():
         kap = " ".join(f"{s['kappa'][t]['mean']:6.1f}" for t in ("2", "4", "5", "10", "3", "7"))
         paper = "/".join(f"{s['paper_kappa'][t]:.0f}" for t in ("2", "4", "5", "10")) \
             if s["paper_kappa"] else "|kappa| <= 15"
-        print(f"{label:<15} {s['test_exact_match']['mean']:8.1f} {kap}   {paper}")
+        print(f"{label:<24} {s['test_exact_match']['mean']:8.1f} {kap}   {paper}")

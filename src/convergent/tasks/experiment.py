@@ -35,24 +35,42 @@ KEY_PERIODS = (2, 5, 10)
 
 @dataclass(frozen=True)
 class Setting:
-    """One cell of the paper's figure."""
+    """One cell of the paper's figure: multi-token (3 chunks per operand) or single-token."""
 
-    label: str
-    digits: int
-    chunk: int
+    role: str
     optimizer: str
+    chunk: int = 3
+
+    @property
+    def digits(self) -> int:
+        return 3 * self.chunk if self.role == "multi" else self.chunk
+
+    @property
+    def label(self) -> str:
+        name = {"muon": "Muon", "adamw": "AdamW"}[self.optimizer]
+        return f"{self.digits}-digit {name}" + ("" if self.chunk == 3 else f" (chunk {self.chunk})")
+
+    @property
+    def paper_label(self) -> str:
+        """The paper's setting this one scales (chunk 3 is the paper's own)."""
+        name = {"muon": "Muon", "adamw": "AdamW"}[self.optimizer]
+        return f"{9 if self.role == 'multi' else 3}-digit {name}"
 
     @property
     def slug(self) -> str:
         return f"d{self.digits}c{self.chunk}-{self.optimizer}"
 
 
-SETTINGS = (
-    Setting("9-digit Muon", 9, 3, "muon"),
-    Setting("9-digit AdamW", 9, 3, "adamw"),
-    Setting("3-digit Muon", 3, 3, "muon"),
-    Setting("3-digit AdamW", 3, 3, "adamw"),
-)
+def settings_for(chunk: int = 3) -> tuple[Setting, ...]:
+    """The four settings with chunk size ``chunk``: 3*chunk-digit multi-token addition and
+    chunk-digit single-token addition, Muon and AdamW (chunk 3: the paper's)."""
+    if chunk not in (1, 2, 3):
+        raise ConvergentError(f"chunk {chunk}: choose 1, 2 or 3")
+    return tuple(Setting(role, opt, chunk) for role in ("multi", "single")
+                 for opt in ("muon", "adamw"))
+
+
+SETTINGS = settings_for(3)
 
 
 @dataclass(frozen=True)
@@ -69,8 +87,8 @@ class ReproConfig:
     checkpoints: int = 10
     seeds: tuple[int, ...] = (0,)
     test_pairs: int = 2000
-    train_pairs_3digit: int = 100_000
-    train_pairs_9digit: int = 0
+    train_pairs_single: int = 100_000
+    train_pairs_multi: int = 0
     permutations: int = 100
     workers: int = 2
     settings: tuple[Setting, ...] = SETTINGS
@@ -96,7 +114,10 @@ class ReproConfig:
             weight_decay=self.weight_decay, batch_size=self.batch_size, tokens=tokens,
             warmup_tokens=int(self.warmup_fraction * tokens),
             checkpoint_every=max(per_step, tokens // self.checkpoints), seed=seed)
-        train_pairs = self.train_pairs_3digit if setting.digits <= 3 else self.train_pairs_9digit
+        train_pairs = self.train_pairs_single if setting.role == "single" \
+            else self.train_pairs_multi
+        if train_pairs >= 10 ** (2 * task.digits) - self.test_pairs:
+            train_pairs = 0  # every pair outside the test set
         split = SplitConfig(test_pairs=self.test_pairs, train_pairs=train_pairs, seed=seed)
         return TaskRunSpec(task, split, config, permutations=self.permutations,
                            meta={"setting": setting.label})
@@ -149,8 +170,10 @@ class AdditionReproduction:
                 "test_exact_match": _stats(acc),
                 "kappa": {str(t): _stats(v) for t, v in kappa.items()},
                 "phi": {str(t): _stats(v) for t, v in phi.items()},
-                "paper_kappa": {str(t): v for t, v in PAPER_KAPPA.get(setting.label, {}).items()},
-                "paper_note": None if setting.digits == 9 else
+                "paper_setting": setting.paper_label,
+                "paper_kappa": {str(t): v
+                                for t, v in PAPER_KAPPA.get(setting.paper_label, {}).items()},
+                "paper_note": None if setting.role == "multi" else
                 f"paper: every 3-digit run has |kappa| <= {PAPER_3DIGIT_BOUND:.0f}",
             }
         return out
