@@ -93,8 +93,11 @@ def run_task_training(args: argparse.Namespace) -> int:
     """``convergent train --task ...``: train, evaluate every checkpoint, print a summary."""
     import torch
 
+    from convergent.errors import ConvergentError
     from convergent.tasks.run import evaluate_run, train_task
 
+    if getattr(args, "task", None) is None:
+        raise ConvergentError("--arch is required unless --task is given")
     spec = build_task_spec(args)
     threads = getattr(args, "threads", None)
     torch.set_num_threads(threads or 1)
