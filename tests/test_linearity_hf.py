@@ -103,7 +103,7 @@ def test_states_are_cached_per_batch_and_reused(lm, tmp_path, monkeypatch):
     ctx = [pred.encode(t) for t in ("the word", "a word", "said a", "the", "is a word")]
     first = pred.f(ctx)
     files = sorted(tmp_path.glob("linearity/*/batch-*.npy"))
-    assert len(files) == 3  # lengths 3, 2, 4 -> three resumable groups
+    assert len(files) == 3  # lengths 3, 2, 4: one resumable group each (<= 4 batches)
     files[0].unlink()  # as if interrupted before the first group was stored
 
     calls = []

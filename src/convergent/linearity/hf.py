@@ -219,7 +219,11 @@ class HFPredictor:
         key = json.dumps([self.identity, want, layer, self.batch_size, list(contexts)],
                          sort_keys=True, default=str)
         folder = _cache_root() / "linearity" / hashlib.sha256(key.encode()).hexdigest()[:20]
-        groups = list(self._groups(contexts))
+        groups: Any = list(self._groups(contexts))
+        if len(groups) > 2:
+            from tqdm.auto import tqdm
+
+            groups = tqdm(groups, desc=f"{self.name}: {want}", leave=False)
         out: np.ndarray | None = None
         for i, rows in enumerate(groups):
             file = folder / f"batch-{i:05d}.npy"
@@ -235,11 +239,11 @@ class HFPredictor:
         return out
 
     def _groups(self, contexts: Sequence[Context]) -> Iterator[list[int]]:
-        """Rows per resumable unit: 16 batches of equal-length contexts."""
+        """Rows per resumable unit: 4 batches of equal-length contexts."""
         by_len: dict[int, list[int]] = defaultdict(list)
         for i, c in enumerate(contexts):
             by_len[len(c)].append(i)
-        step = 16 * self.batch_size
+        step = 4 * self.batch_size
         for rows in by_len.values():
             for start in range(0, len(rows), step):
                 yield rows[start:start + step]
