@@ -49,6 +49,9 @@ def _blocks(model: Any) -> Sequence[Any]:
     raise ConvergentError(f"{type(model).__name__}: cannot find the transformer blocks")
 
 
+_GROUP = 4  # batches per resumable unit of the state cache
+
+
 class _StopForward(Exception):
     """Raised by a hook once the needed layer is captured (the rest is not computed)."""
 
@@ -216,7 +219,7 @@ class HFPredictor:
         import hashlib
         import json
 
-        key = json.dumps([self.identity, want, layer, self.batch_size, list(contexts)],
+        key = json.dumps([self.identity, want, layer, self.batch_size, _GROUP, list(contexts)],
                          sort_keys=True, default=str)
         folder = _cache_root() / "linearity" / hashlib.sha256(key.encode()).hexdigest()[:20]
         groups: Any = list(self._groups(contexts))
@@ -227,9 +230,8 @@ class HFPredictor:
         out: np.ndarray | None = None
         for i, rows in enumerate(groups):
             file = folder / f"batch-{i:05d}.npy"
-            if file.is_file():
-                vals = np.load(file)
-            else:
+            vals = np.load(file) if file.is_file() else None
+            if vals is None or vals.shape[0] != len(rows):
                 vals = self._run([contexts[r] for r in rows], want, layer=layer)
                 write_bytes_atomic(file, lambda h, v=vals: np.save(h, v))
             if out is None:
@@ -243,7 +245,7 @@ class HFPredictor:
         by_len: dict[int, list[int]] = defaultdict(list)
         for i, c in enumerate(contexts):
             by_len[len(c)].append(i)
-        step = 4 * self.batch_size
+        step = _GROUP * self.batch_size
         for rows in by_len.values():
             for start in range(0, len(rows), step):
                 yield rows[start:start + step]
