@@ -146,3 +146,20 @@ def test_window_batches_are_deterministic_and_cover_each_epoch():
     assert not np.array_equal(other.batch(0).tokens, batches.batch(0).tokens)
     batch = batches.batch(0)
     assert np.array_equal(batch.tokens[:, 1:] - batch.tokens[:, :-1], np.ones((4, 10)))
+
+
+def test_hf_streaming_reads_text_fields(monkeypatch):
+    import sys
+    import types
+
+    calls = {}
+
+    def load_dataset(name, config, split, streaming):
+        calls.update(name=name, config=config, split=split, streaming=streaming)
+        return iter([{"text": f"doc {i} has {i * 3} items"} for i in range(10)])
+
+    monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    corpus = load_corpus("hf:org/data:sub@validation", max_documents=3)
+    assert corpus.documents == ("doc 0 has 0 items", "doc 1 has 3 items", "doc 2 has 6 items")
+    assert calls == {"name": "org/data", "config": "sub", "split": "validation",
+                     "streaming": True}
