@@ -21,8 +21,9 @@ def test_spec_files_equal_the_presets(name):
 def test_quick_plans_the_three_figures():
     plan = make_plan(preset_spec("quick"))
     rows = {name: [m.label for m in members] for name, (_, members) in plan.analyses.items()}
-    assert rows["architectures"] == ["glove", "smollm2", "transformer", "gdn", "mamba2",
-                                     "transformer", "lstm", "word2vec", "ppmi"]
+    assert rows["architectures"] == ["glove", "smollm2", "muon/transformer", "muon/gdn",
+                                     "muon/mamba2", "adamw/transformer", "adamw/lstm",
+                                     "adamw/word2vec", "adamw/ppmi"]
     assert rows["perturbations"] == ["none", "context-2", "isolate-1", "swap", "unigram"]
     muon_transformer = plan.groups["muon"][1][0].job
     assert plan.groups["perturbations"][1][0].job == muon_transformer  # trained once

@@ -97,8 +97,11 @@ def make_plan(spec: ExperimentSpec) -> Plan:
     analyses: dict[str, tuple[str, tuple[Member, ...]]] = {}
     for analysis in spec.analyses.values():
         rows = []
+        several = len({r.partition("/")[0] for r in analysis.sources} & set(groups)) > 1
         for ref in analysis.sources:
             for label, group_name, source, deps, point in _resolve(spec, groups, ref):
+                if several and group_name:
+                    label = f"{group_name}/{label}"  # rows of two groups stay distinct
                 config = {"source": source, "settings": analysis.settings}
                 job = Job(content_hash({"kind": "numbers", **config}), "numbers",
                           f"{analysis.name}/{label}", config, deps)

@@ -259,9 +259,12 @@ def _timings(folder: Path, table: Any) -> str:
     done = jobs[jobs["seconds"].notna()]
     lines = ["<h2>Timings</h2>"]
     if not done.empty:
-        by_kind = done.groupby("kind")["seconds"].agg(["count", "sum", "median", "max"])
-        by_kind = by_kind.reset_index().rename(columns={"sum": "total s", "median": "median s",
-                                                        "max": "max s", "count": "jobs"})
+        by_kind = done.groupby("kind").agg(
+            jobs=("seconds", "count"), total_s=("seconds", "sum"),
+            median_s=("seconds", "median"), max_s=("seconds", "max"),
+            cpu_s=("cpu_seconds", "sum")).reset_index()
+        by_kind.columns = ["kind", "jobs", "wall s", "median wall s", "max wall s",
+                           "CPU s (all threads)"]
         lines.append(_html_table(by_kind, left=("kind",)))
     runs = [json.loads(line) for line in _lines(folder / "runs.jsonl")]
     if runs:
