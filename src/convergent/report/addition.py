@@ -15,10 +15,12 @@ HIGHLIGHT = (2, 5, 10)
 COLOURS = {2: "tab:blue", 5: "tab:orange", 10: "tab:green"}
 
 
-def paper_entries(paper: dict[str, dict[str, float]], labels: Sequence[str]
-                  ) -> list[dict[str, Any]]:
-    """Pseudo entries holding only the paper's kappa values (blank where not reported)."""
-    return [{"name": f"paper: {label}",
+def paper_entries(paper: dict[str, dict[str, float]], labels: Sequence[str],
+                  notes: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Pseudo entries holding only the paper's kappa values (blank where not reported);
+    ``notes`` (label -> text) is written across a row the paper reports only in words."""
+    notes = notes or {}
+    return [{"name": f"paper: {label}", "note": notes.get(label),
              "periods": {str(t): {"kappa": k} for t, k in paper.get(label, {}).items()}}
             for label in labels]
 
@@ -42,6 +44,10 @@ def plot_addition(entries: Sequence[dict[str, Any]], paper: Sequence[dict[str, A
         right.set_yticklabels([p["name"] for p in paper], fontsize=7)
         right.yaxis.tick_right()
         right.set_title("paper (blank: not reported)")
+        for row, entry in enumerate(paper):
+            if entry.get("note"):
+                right.text((len(moduli) - 1) / 2, row, entry["note"], ha="center",
+                           va="center", fontsize=8)
     else:
         right.axis("off")
     return save_figure(fig, paths)

@@ -199,7 +199,9 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
     write_json_atomic(out / "results.json", data)
     entries = [r.entry for r in result.runs]
     labels = list(dict.fromkeys(s.paper_label for s in config.settings))
-    plot_addition(entries, paper_entries(PAPER_KAPPA, labels),
+    notes = {label: "every 3-digit run: |kappa| <= 15" for label in labels
+             if label.startswith("3-digit")}
+    plot_addition(entries, paper_entries(PAPER_KAPPA, labels, notes),
                   [out / "addition.png", out / "addition.svg"])
     plot_addition_dynamics([r.to_dict() for r in result.runs],
                            [out / "dynamics.png", out / "dynamics.svg"])
