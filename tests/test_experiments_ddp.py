@@ -53,7 +53,12 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     for name, tensor in reference.items():
         assert torch.allclose(ours[name], tensor, atol=2e-4, rtol=1e-3), name
     assert moved > 1e-2  # training changed the weights, so agreement means something
-    assert (tmp_path / "ddp" / ".ddp" / "rank-1" / "checkpoints").is_dir()
+    from inspect import signature
+
+    from convergent.train.loop import train_loop
+
+    scratch = (tmp_path / "ddp" / ".ddp" / "rank-1" / "checkpoints").is_dir()
+    assert scratch != ("is_main" in signature(train_loop).parameters)
 
 
 def test_bad_launches_are_one_line_errors(tmp_path):

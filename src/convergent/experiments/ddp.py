@@ -10,9 +10,10 @@ Built by composition around the unchanged training engine (``convergent.train``)
 - the model's ``loss`` is routed through a DDP wrapper (:func:`distribute`), so
   gradients are all-reduced in buckets during ``backward``; ``state_dict`` keeps its
   names, so checkpoints are ordinary run checkpoints (``run:DIR`` reads them);
-- rank 0 owns the run folder; the other ranks checkpoint their identical replicas into
-  ``DIR/.ddp/rank-R/`` (the engine's loop checkpoints unconditionally), which also makes
-  resuming after a kill consistent on every rank.
+- rank 0 owns the run folder. If the engine's ``train_loop`` takes ``is_main``, only rank 0
+  checkpoints and every rank resumes from its folder; otherwise (the loop checkpoints
+  unconditionally) the other ranks checkpoint their identical replicas into
+  ``DIR/.ddp/rank-R/``, which also keeps resuming after a kill consistent on every rank.
 
 Launch with torchrun (one process per GPU, or per group of CPU cores)::
 
@@ -24,6 +25,7 @@ or :func:`launch` from Python. ``--backend`` defaults to nccl on GPUs and gloo o
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -104,13 +106,17 @@ def train_distributed(config: Any, out: str | Path, progress: bool = True) -> An
         model = model.cuda(local)
         devices = [local]
     distribute(model, devices)
-    own_dir = run_dir if rank == 0 else run_dir / SCRATCH / f"rank-{rank}"
-    own_dir.mkdir(parents=True, exist_ok=True)
     manifest = (lambda: write_manifest(run_dir, config, complete=False)) if rank == 0 else (
         lambda: None)
     manifest()
-    loop = train_loop(model, batches, config, own_dir, on_checkpoint=manifest,
-                      progress=progress and rank == 0)
+    options: dict[str, Any] = {"on_checkpoint": manifest, "progress": progress and rank == 0}
+    if "is_main" in inspect.signature(train_loop).parameters:
+        own_dir = run_dir  # the loop checkpoints on rank 0 only; every rank resumes from it
+        options["is_main"] = rank == 0
+    else:  # an engine whose loop checkpoints on every rank: replicas go to scratch folders
+        own_dir = run_dir if rank == 0 else run_dir / SCRATCH / f"rank-{rank}"
+        own_dir.mkdir(parents=True, exist_ok=True)
+    loop = train_loop(model, batches, config, own_dir, **options)
     dist.barrier()
     if rank == 0:
         from convergent.io import write_json_atomic
