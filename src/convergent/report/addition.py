@@ -86,7 +86,9 @@ def plot_addition_dynamics(runs: Sequence[dict[str, Any]], paths: Sequence[str |
         top.set_ylim(-3, 103)
         middle.set_yscale("log")
         bottom.axhline(0, color="black", lw=0.6)
-        bottom.set_ylim(-25, 103)
+        lowest = min((p["periods"][t]["kappa"] for r in runs if r["setting"] == setting
+                      for p in r["dynamics"] for t in p["periods"]), default=0.0)
+        bottom.set_ylim(min(-25.0, lowest - 5), 103)
         bottom.set_xlabel("training tokens")
         if col == 0:
             top.set_ylabel("exact match (%)")
