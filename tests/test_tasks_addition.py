@@ -205,3 +205,5 @@ def test_reproduction_settings_and_run_specs() -> None:
     assert config.run_spec(paper[0], seed=0).split.train_pairs == 0  # fresh 9-digit pairs
     with pytest.raises(ConvergentError, match="chunk 4"):
         settings_for(4)
+    with pytest.raises(ConvergentError, match="chunk 1"):
+        settings_for(1)

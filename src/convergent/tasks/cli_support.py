@@ -132,7 +132,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", type=int, default=None)
     parser.add_argument("--checkpoints", type=int, default=None,
                         help="evaluated checkpoints per run")
-    parser.add_argument("--chunk", type=int, default=3, choices=[1, 2, 3],
+    parser.add_argument("--chunk", type=int, default=3, choices=[2, 3],
                         help="digits per token: 3 (the paper: 9-digit vs 3-digit); 2 gives "
                         "the scaled-down 6-digit vs 2-digit version (100 number tokens)")
     parser.add_argument("--train-pairs-single", type=int, default=None,
