@@ -67,3 +67,20 @@ def test_bad_launches_are_one_line_errors(tmp_path):
         launch(tiny(corpus, batch_size=8), tmp_path / "bad", processes=3)
     with pytest.raises(ConvergentError, match="not trained by gradient"):
         launch(tiny(corpus, arch="word2vec"), tmp_path / "w2v", processes=2)
+
+
+def test_a_spec_group_with_processes_runs_as_ddp(tmp_path):
+    from test_experiments_fixtures import tiny_train, write_spec
+
+    from convergent.experiments import load_spec, load_table, run_experiment
+
+    corpus = make_corpus(tmp_path / "c.jsonl", docs=10)
+    file = write_spec(tmp_path / "d.toml", {
+        "experiment": {"name": "d"},
+        "train.g": {"set": {**tiny_train(corpus), "arch": "lstm"}, "processes": 2}})
+    summary = run_experiment(load_spec(file), tmp_path / "out", backend="serial",
+                             progress=False)
+    assert summary.success, summary.failed
+    (row,) = load_table(tmp_path / "out").itertuples()
+    assert row.steps == 6 and row.final_loss > 0
+    assert '"processes": 2' in row.config

@@ -162,7 +162,9 @@ def _run_job(group: Group, point: dict[str, Any]) -> Job:
     changes = {**group.set, **point}
     label = f"{group.name}/{point_label(group, point)}"
     if group.kind == "train":
-        config = {"train": train_config(group, changes).to_dict()}
+        config: dict[str, Any] = {"train": train_config(group, changes).to_dict()}
+        if group.processes > 1:  # DDP: the same run up to float reassociation, another job
+            config["processes"] = group.processes
         return Job(content_hash({"kind": "train", **config}), "train", label, config)
     task = dict(group.task)
     split = dict(group.split)

@@ -19,6 +19,7 @@ A spec is a TOML file (or the same data as a dict)::
 
     [train.arch]                       # a group of training runs
     preset = "quick"                   # convergent.train.presets (optional)
+    processes = 1                      # > 1: each run is one torchrun DDP job
     set = { tokens = 300_000 }         # fields of TrainConfig; "model.d_model" for nested
     grid = { arch = ["transformer", "lstm"], seed = [0, 1] }   # product of every list
 
@@ -53,7 +54,7 @@ NUMBER_DEFAULTS: dict[str, Any] = {
     "sites": ["embed"], "contiguous": False, "checkpoints": "last",
 }
 TOP_LEVEL = ("experiment", "numbers", "sources", "train", "addition", "analyses")
-GROUP_KEYS = {"train": ("preset", "set", "grid"),
+GROUP_KEYS = {"train": ("preset", "set", "grid", "processes"),
               "addition": ("preset", "set", "grid", "task", "split", "loss_on")}
 ANALYSIS_KEYS = ("kind", "sources", "title", *NUMBER_DEFAULTS)
 
@@ -79,6 +80,7 @@ class Group:
     task: dict[str, Any] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
     loss_on: str = "answer"
+    processes: int = 1
 
 
 @dataclass(frozen=True)
@@ -205,9 +207,12 @@ def _group(kind: str, name: str, value: Any, where: str) -> Group:
     preset = value.get("preset")
     if preset is not None and not isinstance(preset, str):
         raise ConvergentError(f"{here} preset must be a string")
+    processes = value.get("processes", 1)
+    if not isinstance(processes, int) or processes < 1:
+        raise ConvergentError(f"{here} processes must be a positive integer")
     return Group(name, kind, preset, dict(value.get("set", {})),
                  {k: list(v) for k, v in grid.items()}, dict(value.get("task", {})),
-                 dict(value.get("split", {})), str(value.get("loss_on", "answer")))
+                 dict(value.get("split", {})), str(value.get("loss_on", "answer")), processes)
 
 
 def _analysis(name: str, value: Any, defaults: dict[str, Any], where: str) -> Analysis:
