@@ -74,11 +74,14 @@ def train_loop(
     on_checkpoint: Callable[[], None] = lambda: None,
     stop_after: int | None = None,
     progress: bool = True,
+    is_main: bool = True,
 ) -> LoopState:
     """Train to ``config.total_steps`` (resuming from ``run_dir``'s last checkpoint).
 
     ``stop_after`` ends the call after that many steps of this call without a final
-    checkpoint, as a kill would (used to test resuming).
+    checkpoint, as a kill would (used to test resuming). Under torch.distributed, only the
+    ``is_main`` rank writes checkpoints; every rank waits for it (barrier), so all ranks
+    resume from the same folder.
     """
     from tqdm.auto import tqdm
 
@@ -86,9 +89,10 @@ def train_loop(
     loop = resume(run_dir, model, optimizers)
     every = max(1, config.checkpoint_every)
     per_step = config.tokens_per_step
-    if loop.step == 0 and not list_checkpoints(run_dir):
-        checkpoint(run_dir, config, model, optimizers, loop)
-        on_checkpoint()
+    fresh = loop.step == 0 and not list_checkpoints(run_dir)
+    _barrier()  # every rank has looked at run_dir before the main rank writes to it
+    if fresh:
+        _checkpoint_once(run_dir, config, model, optimizers, loop, on_checkpoint, is_main)
     total = config.total_steps
     bar = tqdm(total=total, initial=loop.step, disable=not progress, unit="step",
                desc=f"train {config.arch}", dynamic_ncols=True)
@@ -121,7 +125,22 @@ def train_loop(
         bar.update(1)
         crossed = (loop.step * per_step) // every > ((loop.step - 1) * per_step) // every
         if crossed or loop.step == total:
-            checkpoint(run_dir, config, model, optimizers, loop)
-            on_checkpoint()
+            _checkpoint_once(run_dir, config, model, optimizers, loop, on_checkpoint, is_main)
     bar.close()
     return loop
+
+
+def _barrier() -> None:
+    """Wait for every rank of an initialised process group (no-op otherwise)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+
+
+def _checkpoint_once(run_dir: Path, config: TrainConfig, model: nn.Module,
+                     optimizers: Optimizers, loop: LoopState,
+                     on_checkpoint: Callable[[], None], is_main: bool) -> None:
+    """Checkpoint on the main rank only; the other ranks wait until it is written."""
+    if is_main:
+        checkpoint(run_dir, config, model, optimizers, loop)
+        on_checkpoint()
+    _barrier()
