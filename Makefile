@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-EXTRAS := words,bundled,hf,train,dev
+EXTRAS := words,bundled,hf,train,dev,scale
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench reproduce chromium clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,10 +22,18 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/convergent numbers glove-6b-50d --out out/demo
+	$(BIN)/convergent numbers glove-6b-50d minilm-l6 smollm2-135m --out out/demo
+	$(BIN)/convergent theory --period 10 --out out/demo/theory
 	@echo "Figure: $(CURDIR)/out/demo/numbers.png  Results: $(CURDIR)/out/demo/results.json"
+	@echo "Theorem 1: $(CURDIR)/out/demo/theory/theory.png"
 
-test: $(STAMP)
+# The HTML report is tested in a real headless Chromium (Debian's package; CI runs as root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || \
+	  { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "note: chromium not installed; tests/test_report_html.py will skip its browser checks"
+
+test: $(STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
@@ -33,7 +41,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_numbers.py
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+reproduce: $(STAMP)
+	$(BIN)/convergent reproduce --preset quick --out out/quick
 
 clean:
 	rm -rf $(VENV) out build dist src/*.egg-info
