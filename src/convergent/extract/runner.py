@@ -26,10 +26,12 @@ from convergent.extract.manifest import (
 )
 from convergent.extract.shards import write_shard
 from convergent.extract.templates import encode, own_tokens, render
+from convergent.io import write_json_atomic
 
 SHARD_SIZE = 256
 #: Bumped whenever the engine's output for the same plan changes, so old caches are not reused.
-ENGINE_VERSION = 3
+ENGINE_VERSION = 4
+TOKENS_FILE = "tokens.json"
 
 
 @dataclass(frozen=True)
@@ -119,14 +121,19 @@ def run_extraction(
             "plan": spec,
             "source": identity.get("source"),
             "widths": widths,
-            "token_ids": [list(t) for t in plan.token_ids],
-            "context_token_ids": [list(t) for t in plan.context_token_ids],
+            "tokens_file": TOKENS_FILE,
             "dropped": list(plan.dropped),
             "site_table": engine.table.to_dict(),
             "meta": meta or {},
             "shards": [],
             "complete": False,
         }
+        # token ids go to their own file, written once: the manifest, rewritten after
+        # every shard, stays small however many items there are
+        write_json_atomic(folder / TOKENS_FILE, {
+            "token_ids": [list(t) for t in plan.token_ids],
+            "context_token_ids": [list(t) for t in plan.context_token_ids],
+        })
         write_manifest(folder, manifest)
     done = {s["start"] for s in manifest["shards"] if (folder / s["file"]).is_file()}
     manifest["shards"] = [s for s in manifest["shards"] if s["start"] in done]

@@ -66,11 +66,12 @@ def representations(folder: Path, manifest: dict[str, Any], labels: Sequence[Any
         "weights_sha256": plan.get("weights_sha256"),
         "dropped": manifest.get("dropped", []),
     }
+    tokens = _tokens(folder, manifest)
     out = []
     for site in cached_sites(manifest, sites, where):
         values = read_site(folder, manifest["shards"], site)[rows]
         static = site in ("embed", "unembed")
-        ids = manifest["token_ids" if static else "context_token_ids"]
+        ids = tokens["token_ids" if static else "context_token_ids"]
         out.append(Representation(
             values=values,
             labels=tuple(all_labels[i] for i in rows),
@@ -81,6 +82,17 @@ def representations(folder: Path, manifest: dict[str, Any], labels: Sequence[Any
                   f"item in template {plan['templates'][0]!r}"},
         ))
     return out
+
+
+def _tokens(folder: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """The items' token ids (own and in context), kept beside the manifest."""
+    import json
+
+    path = folder / str(manifest.get("tokens_file", "tokens.json"))
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as err:
+        raise ConvergentError(f"{path}: cannot read the token ids ({err})") from None
 
 
 @dataclass
