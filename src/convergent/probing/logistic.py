@@ -21,8 +21,6 @@ import numpy as np
 
 from convergent.basis import PrincipalBasis
 
-SMALL_PROBLEM = 50_000_000  # rows * columns * classes below which one thread is faster
-
 
 @dataclass(frozen=True)
 class LogisticSettings:
@@ -112,9 +110,10 @@ def cross_validated_predictions(
         tolerance_change=1e-9,
         line_search_fn="strong_wolfe",
     )
+    # One thread: L-BFGS is dozens of small vector operations per step, which a second thread
+    # slows down (and by 60x when another process holds a core: measured on 2 cores).
     threads = torch.get_num_threads()
-    if n * (r + 1) * start < SMALL_PROBLEM:  # thread start-up costs more than it saves
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)
     try:
         optimizer.step(closure)
     finally:
