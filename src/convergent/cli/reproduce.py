@@ -1,5 +1,10 @@
 """``convergent reproduce WHAT``: rerun one of the papers' experiments end to end.
 
+``convergent reproduce --preset quick|paper [--out DIR] [--backend local|ray] [--address A]``
+(no WHAT) runs the whole suite, the paper's architecture, data-perturbation and addition
+figures, as one experiment spec (:mod:`convergent.experiments.reproduce`) and writes one
+HTML report.
+
 Each WHAT is a sub-command registered from ``EXPERIMENTS`` (name -> module, adder, runner):
 the module's adder adds the experiment's own options, the runner does the work. Every WHAT
 gets ``--out``, ``--preset quick|paper``, ``--seeds``, ``--workers`` and ``--no-progress``.
@@ -27,7 +32,17 @@ def register(subparsers: Any) -> None:
         "reproduce", help="rerun a paper experiment end to end (train, analyse, figures)",
         description="Rerun one of the papers' experiments; re-running the same command "
         "resumes (finished runs and evaluations are reused).")
-    whats = p.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p.add_argument("--preset", dest="suite", choices=["quick", "paper"], default=None,
+                   help="without WHAT: run every figure of the preset as one experiment "
+                   "(quick: ~15 min on 2 idle cores) and write one HTML report")
+    p.add_argument("--out", dest="suite_out", type=Path, default=None,
+                   help="without WHAT: output folder (default out/PRESET)")
+    p.add_argument("--backend", choices=["local", "serial", "ray"], default="local",
+                   help="without WHAT: where jobs run (default: a local process pool)")
+    p.add_argument("--address", default=None, help="without WHAT: an existing Ray cluster")
+    p.add_argument("--workers", dest="suite_workers", type=int, default=None,
+                   help="without WHAT: jobs at once (default one per core)")
+    whats = p.add_subparsers(dest="what", metavar="WHAT", required=False)
     for name, (module, adder, _, text) in EXPERIMENTS.items():
         sub = whats.add_parser(name, help=text, description=text)
         sub.add_argument("--out", type=Path, required=True, help="output folder")
@@ -44,5 +59,22 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.what is None:
+        return _run_suite(args)
     module, _, runner, _ = EXPERIMENTS[args.what]
     return int(getattr(importlib.import_module(module), runner)(args))
+
+
+def _run_suite(args: argparse.Namespace) -> int:
+    from convergent.cli.run import print_summary
+    from convergent.errors import ConvergentError
+    from convergent.experiments.reproduce import run_preset
+
+    if args.suite is None:
+        raise ConvergentError("reproduce: give --preset quick|paper, or a WHAT "
+                              f"({', '.join(EXPERIMENTS)})")
+    summary, report = run_preset(args.suite, args.suite_out, backend=args.backend,
+                                 workers=args.suite_workers, address=args.address)
+    print_summary(summary)
+    print(f"report: {report.resolve()}")
+    return 0 if summary.success else 1

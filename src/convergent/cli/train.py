@@ -16,7 +16,7 @@ def register(subparsers: Any) -> None:
         "command resumes an interrupted run.",
     )
     p.add_argument("--preset", choices=["quick", "paper"], default="quick")
-    p.add_argument("--arch", required=True,
+    p.add_argument("--arch", default=None,
                    choices=["transformer", "gdn", "mamba2", "lstm", "word2vec", "ppmi"])
     p.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
     p.add_argument("--perturb", default=None, metavar="KIND",
@@ -36,10 +36,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/PRESET-ARCH[-OPTIMIZER][-PERTURB])")
     p.add_argument("--no-progress", action="store_true")
+    from convergent.tasks.cli_support import add_task_arguments
+
+    add_task_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.task or args.arch is None:
+        from convergent.tasks.cli_support import run_task_training
+
+        return run_task_training(args)
     import torch
 
     from convergent.train import TrainConfig, train
