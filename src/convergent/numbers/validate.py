@@ -57,7 +57,8 @@ def check_values(values: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     if dup.any():
         warnings.append(
             f"{name}: {int((counts[dup] - 1).sum())} duplicate row(s) "
-            f"(e.g. row {first[dup][0]} repeats); an out-of-vocabulary placeholder?"
+            f"(e.g. row {first[dup][0]} repeats: a shared last token, or an out-of-vocabulary "
+            "placeholder?)"
         )
     return arr, warnings
 

@@ -58,12 +58,15 @@ def draw_kappa_table(ax: Any, entries: Sequence[dict[str, Any]], moduli: Sequenc
     )
     for (i, j), value in np.ndenumerate(table):
         if np.isfinite(value):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=8)
+            period = entries[i]["periods"].get(str(moduli[j]), {})
+            mark = "*" if period.get("explained_by_tokens") else ""
+            ax.text(j, i, f"{value:.0f}{mark}", ha="center", va="center", fontsize=8)
     ax.set_xticks(range(len(moduli)))
     ax.set_xticklabels([str(t) for t in moduli])
     ax.set_yticks([])
     ax.set_xlabel("modulus T")
-    ax.set_title("probe kappa (%)")
+    explained = any(p.get("explained_by_tokens") for e in entries for p in e["periods"].values())
+    ax.set_title("probe kappa (%)" + ("  * = token identity explains it" if explained else ""))
     return image
 
 
