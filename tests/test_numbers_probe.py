@@ -91,3 +91,15 @@ def test_token_identity_control_flags_digit_positions():
     result = analyze_numbers(values, numbers, moduli=[10], token_ids=single, permutations=0)
     assert abs(result.periods[10].baseline_kappa) < 15
     assert not result.periods[10].explained_by_tokens
+
+
+def test_cell_bootstrap_matches_resampling_rows():
+    rng = np.random.default_rng(1)
+    truth = rng.integers(0, 3, 400)
+    predicted = np.where(rng.random(400) < 0.5, truth, rng.integers(0, 3, 400))
+    rows = rng.integers(0, 400, size=(4000, 400))
+    naive = [cohen_kappa(truth[r], predicted[r], 3) for r in rows]
+    low, high = bootstrap_kappa_interval(truth, predicted, 3, seed=0, resamples=4000)
+    expected_low, expected_high = np.quantile(naive, [0.025, 0.975])
+    assert low == pytest.approx(expected_low, abs=0.015)
+    assert high == pytest.approx(expected_high, abs=0.015)
