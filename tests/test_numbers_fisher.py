@@ -60,3 +60,11 @@ def test_separable_planted_feature_has_large_fisher_ratio():
     strong, _ = _fisher(planted(n=500, dim=12, periods=(5,), amplitude=4, seed=1), 5)
     weak, _ = _fisher(planted(n=500, dim=12, periods=(5,), amplitude=4, seed=1), 7)
     assert strong.lambda_max > 50 * weak.lambda_max
+
+
+def test_classes_that_are_points_have_infinite_fisher_ratio():
+    rows = np.random.default_rng(0).standard_normal((10, 6))
+    values = rows[np.arange(200) % 10]  # e(n) depends on n mod 10 only: S_W = 0
+    result, _ = _fisher(values, 10)
+    assert result.lambda_max == float("inf") and result.lambda_min_sw == 0.0
+    assert result.trace_identity_error < 1e-9

@@ -112,6 +112,19 @@ def fisher(basis: PrincipalBasis, numbers: np.ndarray, period: int, phi: float) 
     if singular:
         shrinkage = max(shrinkage, 1e-6)
     target = (diag.sum() - np.sum(b * b)) / dim
+    if target <= 1e-12 * diag.sum() / dim:  # no within-class scatter: every class is a point
+        error = abs(trace_sb - phi / n) / (phi / n) if phi > 0 else abs(trace_sb)
+        return FisherResult(
+            period,
+            float("inf"),
+            float("nan"),
+            0.0,
+            float("inf"),
+            float("inf"),
+            trace_sb,
+            float(error),
+            0.0,
+        )
     a = (1 - shrinkage) * diag + shrinkage * target
     u = np.sqrt(1 - shrinkage) * b
     # Woodbury: (A - U U^T)^-1 M = A^-1 M + A^-1 U (I - U^T A^-1 U)^-1 U^T A^-1 M
