@@ -7,7 +7,21 @@
 - :mod:`~convergent.tasks.experiment`: the four-setting reproduction.
 """
 
-from convergent.tasks.addition import AdditionTask
-from convergent.tasks.dataset import AdditionBatches, AdditionSplit, SplitConfig
+from __future__ import annotations
+
+from typing import Any
 
 __all__ = ["AdditionBatches", "AdditionSplit", "AdditionTask", "SplitConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy exports: ``convergent.tasks.cli_support`` must not pull torch into CLI start-up."""
+    if name == "AdditionTask":
+        from convergent.tasks.addition import AdditionTask
+
+        return AdditionTask
+    if name in ("AdditionBatches", "AdditionSplit", "SplitConfig"):
+        from convergent.tasks import dataset
+
+        return getattr(dataset, name)
+    raise AttributeError(f"module 'convergent.tasks' has no attribute {name!r}")
