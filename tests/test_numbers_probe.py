@@ -87,6 +87,7 @@ def test_token_identity_control_flags_digit_positions():
     assert result.periods[10].baseline_kappa > 95  # the last digit is n mod 10
     assert result.periods[10].explained_by_tokens
     assert result.periods[3].baseline_kappa < 15  # held-out kappa can dip below 0
+    assert not result.periods[3].explained_by_tokens  # nothing separable to explain
     single = [(1000 + n,) for n in numbers]  # single-token numbers: identity says nothing
     result = analyze_numbers(values, numbers, moduli=[10], token_ids=single, permutations=0)
     assert abs(result.periods[10].baseline_kappa) < 15

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 EXPLAINED_MARGIN = 5.0  # kappa points: kappa <= baseline + margin counts as explained
+SEPARABLE_KAPPA = 10.0  # below this there is no separability for the tokens to explain
 
 
 def token_identity_features(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
@@ -32,5 +33,6 @@ def token_identity_features(token_ids: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 def explained_by_tokens(kappa: float, baseline_kappa: float) -> bool:
-    """True when the token-identity control reaches the site's kappa (within the margin)."""
-    return baseline_kappa >= kappa - EXPLAINED_MARGIN
+    """True when the site is separable (kappa >= 10) and the token-identity control reaches
+    its kappa within the margin: the tokens alone explain the separability."""
+    return kappa >= SEPARABLE_KAPPA and baseline_kappa >= kappa - EXPLAINED_MARGIN
