@@ -266,4 +266,5 @@ def _print_table(entries: list[dict[str, Any]]) -> None:
         span = f"{e['numbers'][0]}..{e['numbers'][1]}"
         print(f"{label[:28]:<28} {span:>9} {e['dim']:>5} " + " ".join(cells))
     if any(p.get("explained_by_tokens") for e in entries for p in e["periods"].values()):
-        print("* explained by the token-identity control (baseline_kappa within 5 points)")
+        print("* separable, and explained by the token-identity control "
+              "(baseline_kappa within 5 points)")
