@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 
-def make_corpus(path: Path, docs: int = 40, seed: int = 0) -> str:
-    """Small text where numbers sit in regular contexts."""
+def make_corpus(path: Path, docs: int = 40, seed: int = 0, largest: int = 120) -> str:
+    """Small text where numbers 0..largest sit in regular contexts (a tiny model learns it)."""
     rng = random.Random(seed)
     words = ["the", "year", "was", "a", "time", "of", "growth", "and", "people", "in", "many",
              "states", "paid", "tax"]
@@ -18,7 +18,7 @@ def make_corpus(path: Path, docs: int = 40, seed: int = 0) -> str:
     for _ in range(docs):
         parts = []
         for _ in range(40):
-            n = rng.randrange(0, 120)
+            n = rng.randrange(0, largest)
             parts.append(f"{' '.join(rng.sample(words, 4))} {n} and {n + 1} .")
         lines.append(json.dumps({"text": " ".join(parts)}))
     path.write_text("\n".join(lines) + "\n")

@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_experiments_fixtures import make_corpus
 
 from convergent.errors import ConvergentError
 from convergent.train import ModelConfig, TrainConfig, train
 from convergent.train.checkpoint import list_checkpoints
-
-
-def make_corpus(path, docs: int = 60, seed: int = 0):
-    """Small text with numbers in regular contexts (so a tiny model can learn something)."""
-    rng = random.Random(seed)
-    words = ["the", "year", "was", "a", "time", "of", "growth", "and", "people", "in", "many",
-             "states", "paid", "tax"]
-    lines = []
-    for _ in range(docs):
-        parts = []
-        for _ in range(40):
-            n = rng.randrange(0, 200)
-            parts.append(f"{' '.join(rng.sample(words, 4))} {n} and {n + 1} .")
-        lines.append(json.dumps({"text": " ".join(parts)}))
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
 
 
 def tiny_config(corpus: str, arch: str = "transformer", **changes) -> TrainConfig:
@@ -43,7 +27,7 @@ def tiny_config(corpus: str, arch: str = "transformer", **changes) -> TrainConfi
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     folder = tmp_path_factory.mktemp("corpus")
-    return make_corpus(folder / "text.jsonl")
+    return make_corpus(folder / "text.jsonl", docs=60, largest=200)
 
 
 @pytest.fixture(autouse=True)

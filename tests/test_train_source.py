@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from test_train_loop import make_corpus, tiny_config
+from test_experiments_fixtures import make_corpus
+from test_train_loop import tiny_config
 
 from convergent.cli import main
 from convergent.errors import ConvergentError
@@ -18,7 +19,7 @@ from convergent.train.embeddings import cooccurrence, ppmi_matrix
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return make_corpus(tmp_path_factory.mktemp("corpus") / "text.jsonl", docs=30)
+    return make_corpus(tmp_path_factory.mktemp("corpus") / "text.jsonl", docs=30, largest=200)
 
 
 @pytest.fixture(autouse=True)
