@@ -117,3 +117,34 @@ def test_cli_trains_resumes_and_refuses_a_changed_config(corpus, tmp_path, capsy
     assert "different config" in capsys.readouterr().err
     assert main(["train", "--arch", "ppmi", "--optimizer", "muon", "--out",
                  str(tmp_path / "x")]) == 2
+
+
+def test_word2vec_resumes_after_a_kill_with_the_vectors_of_an_uninterrupted_run(corpus,
+                                                                               tmp_path):
+    config = TrainConfig(arch="word2vec", corpus=corpus, tokenizer="word", vocab_size=5000,
+                         embedding=EmbeddingConfig(dim=8, epochs=3, min_count=2))
+    straight = train(config, tmp_path / "straight", progress=False)
+    partial = train(config, tmp_path / "resumed", progress=False, stop_after=1)
+    assert not partial.complete and partial.steps == 1
+    manifest = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert not manifest["complete"]
+    resumed = train(config, tmp_path / "resumed", progress=False)
+    assert resumed.complete and resumed.checkpoints == straight.checkpoints
+    final = "checkpoints/step-00000003/vectors.safetensors"
+    a = load_file(str(tmp_path / "straight" / final))
+    b = load_file(str(tmp_path / "resumed" / final))
+    assert np.array_equal(a["embed"], b["embed"]) and np.array_equal(a["unembed"], b["unembed"])
+    assert not list((tmp_path / "resumed" / "checkpoints").glob("*/word2vec.model*"))
+    before = (tmp_path / "resumed" / final).stat().st_mtime_ns
+    train(config, tmp_path / "resumed", progress=False)  # complete: a no-op
+    assert (tmp_path / "resumed" / final).stat().st_mtime_ns == before
+
+
+def test_word2vec_refuses_a_corrupt_resume_model(corpus, tmp_path):
+    config = TrainConfig(arch="word2vec", corpus=corpus, tokenizer="word", vocab_size=5000,
+                         embedding=EmbeddingConfig(dim=8, epochs=2, min_count=2))
+    train(config, tmp_path / "run", progress=False, stop_after=1)
+    (model,) = (tmp_path / "run" / "checkpoints").glob("*/word2vec.model")
+    model.write_bytes(b"not a pickle")
+    with pytest.raises(ConvergentError, match="cannot resume"):
+        train(config, tmp_path / "run", progress=False)

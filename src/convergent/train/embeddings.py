@@ -7,7 +7,11 @@ vectors) and ``token_ids`` (the token of each row).
 
 - word2vec: skip-gram (``sg``) or CBOW with negative sampling, one checkpoint per epoch
   (learning rate decays linearly over all epochs, as gensim does), a single worker and a
-  fixed hash so a seed gives the same vectors.
+  fixed hash so a seed gives the same vectors. The newest checkpoint also holds the whole
+  gensim model (``word2vec.model``, with its random state), so an interrupted run resumes
+  at the next epoch and ends with the vectors of an uninterrupted one.
+- Both skip the work a complete checkpoint already holds: re-running a finished run is a
+  no-op.
 - PPMI: symmetric window counts within documents, context-distribution smoothing
   ``ppmi_alpha`` (Levy, Goldberg & Dagan 2015), PPMI = max(0, log p(w,c) / p(w) p_a(c)),
   then ``scipy.sparse.linalg.svds``; rows U sqrt(S) (embed) and V sqrt(S) (unembed).
@@ -48,9 +52,17 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+MODEL_FILE = "word2vec.model"
+ALPHA, MIN_ALPHA = 0.025, 1e-4  # gensim's defaults; gensim overwrites both on every train()
+
+
 def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
-                 unembed: np.ndarray, token_ids: np.ndarray, extra: dict) -> Path:
-    """One classical checkpoint, written to a temporary folder and renamed into place."""
+                 unembed: np.ndarray, token_ids: np.ndarray, extra: dict,
+                 model=None) -> Path:
+    """One classical checkpoint, written to a temporary folder and renamed into place.
+
+    ``model`` (a gensim model) is saved beside the vectors so training can resume from it.
+    """
     import hashlib
 
     from safetensors.numpy import save_file
@@ -64,6 +76,8 @@ def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
                "unembed": np.ascontiguousarray(unembed, dtype=np.float32),
                "token_ids": np.ascontiguousarray(token_ids, dtype=np.int64)},
               str(tmp / "vectors.safetensors"))
+    if model is not None:
+        model.save(str(tmp / MODEL_FILE))
     digest = hashlib.sha256((tmp / "vectors.safetensors").read_bytes()).hexdigest()
     write_json_atomic(tmp / "state.json", {"format": 1, "step": step, "tokens": tokens,
                                            "sha256": {"vectors.safetensors": digest}, **extra})
@@ -73,27 +87,71 @@ def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
     return final
 
 
+def _resume_point(run_dir: Path):
+    """(epoch, folder) of the newest word2vec checkpoint holding a full model, or None."""
+    from convergent.train.checkpoint import list_checkpoints, read_state
+
+    for info in reversed(list_checkpoints(run_dir)):
+        if (info.path / MODEL_FILE).is_file():
+            read_state(info.path, verify=True)
+            return info.step, info.path
+    return None
+
+
+def _drop_older_models(run_dir: Path, keep: Path) -> None:
+    """Keep the (large) gensim model only in the newest checkpoint."""
+    for old in (run_dir / "checkpoints").glob(f"step-*/{MODEL_FILE}*"):
+        if old.parent != keep:
+            old.unlink()
+
+
 def train_word2vec(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
-                   progress: bool = True) -> None:
+                   progress: bool = True, stop_after: int | None = None) -> None:
+    """Train, or resume from the newest checkpoint; ``stop_after`` epochs simulates a kill."""
     from gensim.models import Word2Vec
 
+    from convergent.errors import ConvergentError
+    from convergent.train.checkpoint import list_checkpoints
+
     e = config.embedding
+    if any(c.step >= e.epochs for c in list_checkpoints(run_dir)):
+        return  # complete
     sentences = list(_sentences(docs))
     n_tokens = int(sum(len(d) for d in docs))
-    model = Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count, sg=int(e.sg),
-                     negative=e.negative, workers=e.workers, seed=config.seed,
-                     hashfxn=_stable_hash, epochs=e.epochs)
-    model.build_vocab(sentences)
-    ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
-    save_vectors(run_dir, 0, 0, model.wv.vectors, model.syn1neg, ids, {"arch": "word2vec"})
-    start, end = model.alpha, model.min_alpha
-    for epoch in range(e.epochs):
+    resume = _resume_point(run_dir)
+    if resume is None:
+        model = Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count,
+                         sg=int(e.sg), negative=e.negative, workers=e.workers,
+                         seed=config.seed, hashfxn=_stable_hash, epochs=e.epochs,
+                         alpha=ALPHA, min_alpha=MIN_ALPHA)
+        model.build_vocab(sentences)
+        done = 0
+        ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
+        save_vectors(run_dir, 0, 0, model.wv.vectors, model.syn1neg, ids,
+                     {"arch": "word2vec"}, model=model)
+    else:
+        done, folder = resume
+        try:
+            model = Word2Vec.load(str(folder / MODEL_FILE))
+        except Exception as err:  # gensim raises pickle/IO errors of many kinds
+            raise ConvergentError(f"{folder / MODEL_FILE}: cannot resume from it ({err})") from None
+        model.hashfxn = _stable_hash
+        ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
+        if progress and done < e.epochs:
+            print(f"word2vec: resuming after epoch {done}/{e.epochs}")
+    start, end = ALPHA, MIN_ALPHA
+    for epoch in range(done, e.epochs):
+        if stop_after is not None and epoch - done >= stop_after:
+            return
         a0 = start - (start - end) * epoch / e.epochs
         a1 = start - (start - end) * (epoch + 1) / e.epochs
         model.train(sentences, total_examples=len(sentences), epochs=1,
                     start_alpha=a0, end_alpha=a1)
-        save_vectors(run_dir, epoch + 1, (epoch + 1) * n_tokens, model.wv.vectors,
-                     model.syn1neg, ids, {"arch": "word2vec", "epoch": epoch + 1})
+        last = epoch + 1 == e.epochs
+        folder = save_vectors(run_dir, epoch + 1, (epoch + 1) * n_tokens, model.wv.vectors,
+                              model.syn1neg, ids, {"arch": "word2vec", "epoch": epoch + 1},
+                              model=None if last else model)
+        _drop_older_models(run_dir, keep=folder)
         if progress:
             print(f"word2vec epoch {epoch + 1}/{e.epochs} done")
 
@@ -136,6 +194,10 @@ def train_ppmi(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
                progress: bool = True) -> None:
     from scipy.sparse.linalg import svds
 
+    from convergent.train.checkpoint import list_checkpoints
+
+    if list_checkpoints(run_dir):
+        return  # the single checkpoint is written atomically: it exists only when complete
     e = config.embedding
     stream = np.concatenate(docs)
     frequency = np.bincount(stream)
@@ -155,12 +217,12 @@ def train_ppmi(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
 
 
 def train_classical(run_dir: Path, config: TrainConfig, tok, stream: np.ndarray,
-                    progress: bool = True) -> None:
-    """Train word2vec or PPMI (from scratch: both take seconds to a minute)."""
+                    progress: bool = True, stop_after: int | None = None) -> None:
+    """Train or resume word2vec (``stop_after`` epochs, a simulated kill) or PPMI."""
     from convergent.train.tokenize import EOS
 
     docs = documents(np.asarray(stream), tok.token_to_id(EOS))
     if config.arch == "word2vec":
-        train_word2vec(run_dir, config, docs, progress)
+        train_word2vec(run_dir, config, docs, progress, stop_after)
     else:
         train_ppmi(run_dir, config, docs, progress)

@@ -203,7 +203,8 @@ def train(
 
     ``batches`` replaces the corpus by any :class:`BatchSource` (e.g. a task); then pass the
     ``tokenizer`` (a ``tokenizers.Tokenizer``) it uses so the run stays a source.
-    ``stop_after`` stops after that many steps without a checkpoint (a simulated kill).
+    ``stop_after`` stops after that many steps without a checkpoint (a simulated kill);
+    for word2vec it counts epochs, each of which ends with a checkpoint.
     """
     import torch
 
@@ -221,10 +222,11 @@ def train(
 
         if stream is None:
             raise ConvergentError(f"{config.arch} trains on a corpus, not on a batch source")
-        train_classical(run_dir, config, tok, stream, progress)
-        write_manifest(run_dir, config, complete=True)
+        train_classical(run_dir, config, tok, stream, progress, stop_after)
         ckpts = tuple((c.step, c.tokens) for c in list_checkpoints(run_dir))
-        return RunResult(run_dir, config, True, ckpts[-1][0], ckpts[-1][1], None, ckpts)
+        complete = config.arch == "ppmi" or ckpts[-1][0] >= config.embedding.epochs
+        write_manifest(run_dir, config, complete=complete)
+        return RunResult(run_dir, config, complete, ckpts[-1][0], ckpts[-1][1], None, ckpts)
     from convergent.train.loop import train_loop
     from convergent.train.models import build_model
 
