@@ -2,10 +2,11 @@
 
 Measures, with one torch thread, the CPU time (``time.process_time``, which a shared
 machine inflates far less than wall time) of a training step of each of the four settings
-at the quick preset's scale, Muon's Newton-Schulz in torch's bfloat16 versus our float32
-patch (the ratio is the speed-up), and one checkpoint evaluation (2000 test problems plus
-the number analysis of 1000 embedding rows). Prints the extrapolated wall time of the quick
-preset on 2 idle cores: total CPU / 2 (two runs at a time, one thread each).
+at the quick preset's scale, Muon's Newton-Schulz in torch's bfloat16 versus the float32 of
+``convergent.train.muon.Muon`` (the ratio is the speed-up), and one checkpoint evaluation
+(2000 test problems plus the number analysis of 1000 embedding rows). Prints the
+extrapolated wall time of the quick preset on 2 idle cores: total CPU / 2 (two runs at a
+time, one thread each).
 
     .venv/bin/python benchmarks/bench_addition.py [--steps 20]
 """
@@ -21,7 +22,6 @@ import torch
 def step_cost(setting, config, steps: int, float32_ns: bool) -> tuple[float, float]:
     """(CPU ms, wall ms) per optimizer step of ``setting`` after a short warm-up."""
     from convergent.tasks.dataset import AdditionBatches, AdditionSplit
-    from convergent.tasks.muon_cpu import float32_newton_schulz
     from convergent.tasks.run import task_config
     from convergent.train.models import build_model
     from convergent.train.optim import build_optimizers
@@ -31,16 +31,17 @@ def step_cost(setting, config, steps: int, float32_ns: bool) -> tuple[float, flo
     torch.manual_seed(0)
     model = build_model("transformer", train_config.model, spec.task.vocab_size)
     optimizers = build_optimizers(model, train_config)
+    if "muon" in optimizers.parts:
+        optimizers.parts["muon"].float32 = float32_ns  # False: torch's bfloat16 iteration
     batches = AdditionBatches(AdditionSplit(spec.task, spec.split), config.batch_size, 0)
-    with float32_newton_schulz(float32_ns):
-        for i in range(steps + 5):
-            if i == 5:
-                wall, cpu = time.perf_counter(), time.process_time()
-            batch = batches.batch(i)
-            loss = model.loss(batch.tokens, batch.mask)
-            optimizers.zero_grad()
-            loss.backward()
-            optimizers.step()
+    for i in range(steps + 5):
+        if i == 5:
+            wall, cpu = time.perf_counter(), time.process_time()
+        batch = batches.batch(i)
+        loss = model.loss(batch.tokens, batch.mask)
+        optimizers.zero_grad()
+        loss.backward()
+        optimizers.step()
     return (1000 * (time.process_time() - cpu) / steps,
             1000 * (time.perf_counter() - wall) / steps)
 

@@ -74,11 +74,8 @@ def train_task(spec: TaskRunSpec, out: str | Path, progress: bool = True,
     _check_task_file(run_dir, spec.task_record())
     split = AdditionSplit(spec.task, spec.split)
     batches = AdditionBatches(split, config.batch_size, config.seed, spec.loss_on)
-    from convergent.tasks.muon_cpu import float32_newton_schulz
-
-    with float32_newton_schulz(config.optimizer == "muon"):
-        return train(config, run_dir, batches=batches, tokenizer=spec.task.tokenizer(),
-                     progress=progress, stop_after=stop_after)
+    return train(config, run_dir, batches=batches, tokenizer=spec.task.tokenizer(),
+                 progress=progress, stop_after=stop_after)
 
 
 def load_task_run(run_dir: str | Path) -> tuple[dict[str, Any], AdditionTask, AdditionSplit,

@@ -4,7 +4,9 @@
 on norms, biases and per-head scalars). ``muon``: ``torch.optim.Muon`` on the 2-D hidden
 weights (every matrix except the input embedding and the output head), AdamW on the rest,
 as in the paper. Muon's update is RMS-matched to AdamW (``adjust_lr_fn="match_rms_adamw"``)
-so one learning rate serves both unless ``muon_lr`` is set.
+so one learning rate serves both unless ``muon_lr`` is set. Muon is
+:class:`convergent.train.muon.Muon`: torch's, with a float32 Newton-Schulz step on CPU
+(4.5-6x faster there than torch's bfloat16 one; unchanged on CUDA).
 """
 
 from __future__ import annotations
@@ -100,7 +102,9 @@ def build_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
                    {"params": plain, "weight_decay": 0.0}]
     parts: dict[str, torch.optim.Optimizer] = {}
     if config.optimizer == "muon" and hidden:
-        parts["muon"] = torch.optim.Muon(
+        from convergent.train.muon import Muon
+
+        parts["muon"] = Muon(
             hidden, lr=config.muon_lr or config.lr, weight_decay=config.weight_decay,
             adjust_lr_fn="match_rms_adamw",
         )
