@@ -58,10 +58,12 @@ def test_run_source_reads_embedding_rows_of_number_tokens(tied_run):
 def test_run_source_errors(tied_run, tmp_path):
     with pytest.raises(ConvergentError, match="no checkpoint at step 3"):
         open_source(f"run:{tied_run}@3")
-    with pytest.raises(ConvergentError, match="sites embed and unembed"):
-        open_source(f"run:{tied_run}").number_representations([1], ["layer.0"])
+    with pytest.raises(ConvergentError, match="has 2 layers"):
+        open_source(f"run:{tied_run}").number_representations([1], ["layer.2"])
     with pytest.raises(ConvergentError, match="do not apply"):
-        open_source(f"run:{tied_run}", pooling="mean")
+        open_source(f"run:{tied_run}", dtype="float16")
+    with pytest.raises(ConvergentError, match="pooling"):
+        open_source(f"run:{tied_run}", pooling="max").number_representations([1], ["layer.0"])
     with pytest.raises(ConvergentError, match="not a training run"):
         open_source(f"run:{tmp_path}")
 
@@ -148,3 +150,48 @@ def test_word2vec_refuses_a_corrupt_resume_model(corpus, tmp_path):
     model.write_bytes(b"not a pickle")
     with pytest.raises(ConvergentError, match="cannot resume"):
         train(config, tmp_path / "run", progress=False)
+
+
+def _direct_states(run_dir, n: int, text: str):
+    """Hidden states of the run's last checkpoint for ``text``, computed without the engine."""
+    import torch
+
+    from convergent.sources.run_layers import load_network
+    from convergent.train.checkpoint import list_checkpoints
+    from convergent.train.tokenize import load_tokenizer
+
+    config = json.loads((run_dir / "config.json").read_text())
+    tok = load_tokenizer(run_dir / "tokenizer.json")
+    model = load_network(list_checkpoints(run_dir)[-1].path, config, tok.get_vocab_size())
+    ids = torch.tensor([tok.encode(text, add_special_tokens=False).ids])
+    with torch.no_grad():
+        return model.hidden(ids)[0, -1].numpy(), model
+
+
+@pytest.mark.parametrize("arch", ["transformer", "lstm"])
+def test_run_layers_are_the_states_at_the_number_in_context(corpus, tmp_path, arch):
+    run = tmp_path / arch
+    train(tiny_config(corpus, arch=arch, tokens=16 * 8 * 2), run, progress=False)
+    source = open_source(f"run:{run}", templates=["The number {n}"])
+    reps = source.number_representations([3, 41, 250], ["layer:all", "final_norm"])
+    assert [r.site for r in reps] == ["layer.0", "layer.1", "final_norm"]
+    final = reps[-1]
+    assert final.labels == (3, 41, 250) and final.values.shape == (3, 32)
+    assert final.meta["templates"] == ["The number {n}"] and final.meta["step"] == 2
+    expected, model = _direct_states(run, 41, "The number 41")
+    assert np.allclose(final.values[1], expected, atol=1e-5)
+    # the last layer's output, normalised, is the final-norm state
+    import torch
+
+    with torch.no_grad():
+        normed = model.norm(torch.from_numpy(reps[1].values)).numpy()
+    assert np.allclose(normed, final.values, atol=1e-5)
+    assert not np.allclose(reps[0].values, reps[1].values)
+
+
+def test_classical_runs_have_no_layers(corpus, tmp_path):
+    config = TrainConfig(arch="ppmi", corpus=corpus, tokenizer="word", vocab_size=5000,
+                         embedding=EmbeddingConfig(dim=8, min_count=2))
+    train(config, tmp_path / "ppmi", progress=False)
+    with pytest.raises(ConvergentError, match="ppmi runs.*no layers"):
+        open_source(f"run:{tmp_path / 'ppmi'}").number_representations([1], ["layer.0"])

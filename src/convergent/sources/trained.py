@@ -3,7 +3,10 @@
 Sites: ``embed`` (input-embedding rows of the single tokens "0".."999" in the run's
 tokenizer; word vectors for word2vec/PPMI runs) and ``unembed`` (output-embedding rows;
 the same matrix as ``embed`` when the run ties them, which ``meta["tied"]`` says; context
-vectors for word2vec/PPMI). Numbers that are not one token are left out.
+vectors for word2vec/PPMI); at these sites numbers that are not one token are left out.
+Neural runs also have ``layer.{i}`` and ``final_norm``: the states at the number in
+context, through the extraction engine (:mod:`convergent.sources.run_layers`; options
+``templates``, ``pooling``, ``batch_size``), for every number the tokenizer can write.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from convergent.provenance import array_hash
 from convergent.representation import Representation
 from convergent.sources.base import Source, reject_options
 
-SITES = ("embed", "unembed")
+STATIC_SITES = ("embed", "unembed")
+CONTEXTUAL_OPTIONS = ("templates", "pooling", "batch_size")
 
 
 def _read_tensor(file: Path, names: Sequence[str]) -> tuple[str, np.ndarray] | None:
@@ -49,6 +53,24 @@ class CheckpointSource:
     tokens: int
     config: dict[str, Any]
     tokenizer: Any = field(repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def classical(self) -> bool:
+        return (self.folder / "vectors.safetensors").is_file()
+
+    def sites(self, raw: Sequence[str]) -> list[str]:
+        """Canonical site names (``layer:all`` expands) that this checkpoint has."""
+        from convergent.extract.sites import parse_sites
+
+        available = STATIC_SITES if self.classical else ("embed", "unembed", "layer",
+                                                         "final_norm")
+        layers = int(self.config.get("model", {}).get("n_layers", 0))
+        try:
+            return parse_sites(raw, layers, available)
+        except ConvergentError as err:
+            kind = f"{self.config.get('arch')} runs" if self.classical else "this run"
+            raise ConvergentError(f"{self.name}: {kind}: {err}") from None
 
     def number_representations(
         self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
@@ -56,17 +78,22 @@ class CheckpointSource:
         from convergent.train.checkpoint import read_state
         from convergent.train.tokenize import number_token_ids
 
-        bad = [s for s in sites if s not in SITES]
-        if bad:
-            raise ConvergentError(
-                f"{self.name}: training runs have the sites embed and unembed, not "
-                f"{', '.join(bad)}"
-            )
+        canonical = self.sites(sites)
         read_state(self.folder, verify=True)
         ids = number_token_ids(self.tokenizer, numbers)
-        classical = (self.folder / "vectors.safetensors").is_file()
+        classical = self.classical
+        contextual = [s for s in canonical if s not in STATIC_SITES]
+        states = self._contextual(numbers, contextual) if contextual else None
         out = []
-        for site in sites:
+        for site in canonical:
+            if site in contextual:
+                assert states is not None
+                kept, own, rows = states[0], states[1], states[2][site]
+                meta = {**self._meta(False, "context", rows), "pooling": states[3],
+                        "templates": list(states[4])}
+                out.append(Representation(rows, tuple(kept), self.name, site,
+                                          token_ids=tuple(own), meta=meta))
+                continue
             if classical:
                 values, row_of, tied, key = self._classical(site)
             else:
@@ -74,15 +101,27 @@ class CheckpointSource:
                 row_of = {tid: tid for tid in ids.values()}
             kept = [n for n in numbers if n in ids and ids[n] in row_of]
             rows = values[[row_of[ids[n]] for n in kept]] if kept else values[:0]
-            meta = {"kind": "run", "arch": self.config.get("arch"), "step": self.step,
-                    "tokens": self.tokens, "tied": tied, "tensor": key,
-                    "checkpoint": str(self.folder),
-                    "tokenizer": self.config.get("tokenizer"),
-                    "optimizer": self.config.get("optimizer"),
-                    "perturb": self.config.get("perturb"), "weights_sha": array_hash(values)}
             out.append(Representation(rows, tuple(kept), self.name, site,
-                                      token_ids=tuple((ids[n],) for n in kept), meta=meta))
+                                      token_ids=tuple((ids[n],) for n in kept),
+                                      meta=self._meta(tied, key, values)))
         return out
+
+    def _meta(self, tied: bool, tensor: str, values: np.ndarray) -> dict[str, Any]:
+        return {"kind": "run", "arch": self.config.get("arch"), "step": self.step,
+                "tokens": self.tokens, "tied": tied, "tensor": tensor,
+                "checkpoint": str(self.folder), "tokenizer": self.config.get("tokenizer"),
+                "optimizer": self.config.get("optimizer"),
+                "perturb": self.config.get("perturb"), "weights_sha": array_hash(values)}
+
+    def _contextual(self, numbers: Sequence[int], sites: list[str]) -> tuple:
+        """(kept numbers, own token ids, site -> rows, pooling, templates)."""
+        from convergent.extract.templates import check_templates
+        from convergent.sources.run_layers import RunExtraction, contextual_rows
+
+        options = RunExtraction.from_options(self.options)
+        kept, own, rows = contextual_rows(self.folder, self.config, self.tokenizer, numbers,
+                                          sites, options)
+        return kept, own, rows, options.pooling, check_templates(options.templates, "numbers")
 
     def _neural(self, site: str) -> tuple[np.ndarray, bool, str]:
         file = self.folder / "model.safetensors"
@@ -107,11 +146,13 @@ class CheckpointSource:
 class RunSource:
     """A training run; ``number_representations`` reads the chosen (default last) checkpoint."""
 
-    def __init__(self, run_dir: Path, step: int | None = None) -> None:
+    def __init__(self, run_dir: Path, step: int | None = None,
+                 options: dict[str, Any] | None = None) -> None:
         from convergent.train.checkpoint import list_checkpoints
         from convergent.train.tokenize import load_tokenizer
 
         self.run_dir = run_dir
+        self.options = dict(options or {})
         try:
             self.config = json.loads((run_dir / "config.json").read_text())
         except (OSError, json.JSONDecodeError) as err:
@@ -133,7 +174,7 @@ class RunSource:
 
     def _source(self, info: Any, name: str) -> CheckpointSource:
         return CheckpointSource(name, info.path, info.step, info.tokens, self.config,
-                                self.tokenizer)
+                                self.tokenizer, self.options)
 
     def checkpoints(self) -> list[tuple[int, int, Source]]:
         """(step, tokens seen, source) for every checkpoint, in training order."""
@@ -147,8 +188,11 @@ class RunSource:
 
 
 def open_run(spec: str, **options: Any) -> RunSource:
-    """``DIR`` or ``DIR@STEP``; no options apply."""
-    reject_options(f"run:{spec}", options)
+    """``DIR`` or ``DIR@STEP``; options ``templates``, ``pooling`` and ``batch_size`` apply
+    to the contextual sites (``layer.{i}``, ``final_norm``) of neural runs."""
+    reject_options(f"run:{spec}", {k: v for k, v in options.items()
+                                   if k not in CONTEXTUAL_OPTIONS})
+    options = {k: v for k, v in options.items() if v is not None}
     path, step = spec, None
     head, sep, tail = spec.rpartition("@")
     if sep and not Path(spec).exists():
@@ -158,4 +202,4 @@ def open_run(spec: str, **options: Any) -> RunSource:
     run_dir = Path(path)
     if not (run_dir / "config.json").is_file():
         raise ConvergentError(f"run:{spec}: {run_dir} is not a training run (no config.json)")
-    return RunSource(run_dir, step)
+    return RunSource(run_dir, step, options)
