@@ -180,45 +180,28 @@ def relational_linearity(
     return out
 
 
-def _logistic_fit(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:
-    """L2 logistic regression, sklearn's objective 0.5 |w|^2 + C sum log(1 + e^{-y(wx+b)})
-    (intercept unpenalized), minimised with scipy's L-BFGS; matches sklearn's
-    LogisticRegression to ~1e-5 (tested). Ours because scikit-learn is not a core dependency
-    and its per-call overhead dominates the hundreds of tiny fits a run makes."""
-    from scipy.optimize import minimize
-    from scipy.special import expit, log_expit
-
-    sign = 2.0 * y - 1.0
-
-    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        w, b = theta[:-1], theta[-1]
-        margin = sign * (x @ w + b)
-        value = 0.5 * w @ w - c * np.sum(log_expit(margin))
-        r = -c * sign * expit(-margin)
-        return float(value), np.r_[w + x.T @ r, r.sum()]
-
-    res = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 2000, "gtol": 1e-8})
-    return res.x[:-1], float(res.x[-1])
-
-
 def _probe_accuracy(
     s: np.ndarray, o: np.ndarray, flip: np.ndarray, folds: int, c: float,
     rng: np.random.Generator,
 ) -> float:
-    n = s.shape[0]
+    """Held-out accuracy of "first or second member?" (both members of a pair share a fold).
+
+    The probe is :func:`convergent.probing.held_out_predictions`; ``c`` is the binary
+    logistic-regression C on features scaled to unit total variance, which is the shared
+    multinomial probe's C = c / (2 d) on its unit-per-dimension scale."""
+    from convergent.probing import LogisticSettings, held_out_predictions
+
+    n, d = s.shape
     first = np.where(flip[:, None], o, s)
     second = np.where(flip[:, None], s, o)
-    correct = 0
-    for test in _folds(n, folds, rng):
-        train = np.setdiff1d(np.arange(n), test)
-        x = np.concatenate([first[train], second[train]])
-        y = np.r_[np.zeros(train.size), np.ones(train.size)]
-        scale = float(np.sqrt(np.mean(np.sum((x - x.mean(axis=0)) ** 2, axis=1)))) or 1.0
-        w, b = _logistic_fit(x / scale, y, c)
-        pred = (np.concatenate([first[test], second[test]]) / scale) @ w + b > 0
-        correct += int(np.sum(pred == np.r_[np.zeros(test.size), np.ones(test.size)]))
-    return correct / (2 * n)
+    fold_of = np.empty(n, dtype=np.int64)
+    for k, test in enumerate(_folds(n, folds, rng)):
+        fold_of[test] = k
+    labels = np.r_[np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]
+    predicted = held_out_predictions(np.concatenate([first, second]), labels,
+                                     np.r_[fold_of, fold_of],
+                                     LogisticSettings(C=c / (2 * d), max_iter=100))
+    return float(np.mean(predicted == labels))
 
 
 def probe_membership(

@@ -201,10 +201,12 @@ def probe_accuracy(
 ) -> float:
     """Held-out accuracy of a logistic-regression probe for binary ``labels`` (k-fold, seeded).
 
-    L2-regularized logistic regression on standardized features, fitted by Newton's method
-    (IRLS, 25 steps): deterministic and fast on these small problems, so it runs at every
-    checkpoint. NaN if a class has fewer than ``folds`` rows.
+    Features are standardized, then :func:`convergent.probing.held_out_predictions` fits
+    L2 logistic regression with penalty ``ridge`` x (training rows) x |w|^2 / 2, i.e.
+    nearly unregularized. NaN if a class has fewer than ``folds`` rows.
     """
+    from convergent.probing import LogisticSettings, held_out_predictions
+
     x = np.asarray(features, dtype=np.float64)
     y = np.asarray(labels).astype(bool)
     if min(int(y.sum()), int((~y).sum())) < folds:
@@ -212,28 +214,8 @@ def probe_accuracy(
     order = np.random.default_rng(seed).permutation(y.size)
     fold_of = np.empty(y.size, dtype=np.int64)
     fold_of[order] = np.arange(y.size) % folds
-    correct = 0
-    for k in range(folds):
-        train, test = fold_of != k, fold_of == k
-        mu, sd = x[train].mean(0), x[train].std(0) + _EPS
-        w = _logistic_fit(_design((x[train] - mu) / sd), y[train].astype(np.float64), ridge)
-        correct += int(((_design((x[test] - mu) / sd) @ w > 0) == y[test]).sum())
-    return correct / y.size
-
-
-def _design(x: np.ndarray) -> np.ndarray:
-    return np.hstack([x, np.ones((x.shape[0], 1))])
-
-
-def _logistic_fit(a: np.ndarray, y: np.ndarray, ridge: float, steps: int = 25) -> np.ndarray:
-    reg = ridge * a.shape[0] * np.eye(a.shape[1])
-    reg[-1, -1] = 0.0
-    w = np.zeros(a.shape[1])
-    for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(a @ w, -30, 30)))
-        hessian = a.T @ (a * (p * (1 - p))[:, None]) + reg + _EPS * np.eye(a.shape[1])
-        step = np.linalg.solve(hessian, a.T @ (p - y) + reg @ w)
-        w -= step
-        if np.abs(step).max() < 1e-8:
-            break
-    return w
+    x = (x - x.mean(0)) / (x.std(0) + _EPS)
+    train_rows = y.size * (folds - 1) / folds
+    settings = LogisticSettings(C=1.0 / (2 * ridge * train_rows), max_iter=100)
+    predicted = held_out_predictions(x, y.astype(np.int64), fold_of, settings)
+    return float(np.mean(predicted == y))

@@ -1,7 +1,12 @@
 """Cross-validated linear probes shared by every analysis (numbers, concepts, relations)."""
 
 from convergent.probing.folds import bootstrap_kappa_interval, cohen_kappa, stratified_folds
-from convergent.probing.logistic import LogisticSettings, ProbeTask, cross_validated_predictions
+from convergent.probing.logistic import (
+    LogisticSettings,
+    ProbeTask,
+    cross_validated_predictions,
+    held_out_predictions,
+)
 
 __all__ = [
     "LogisticSettings",
@@ -9,5 +14,6 @@ __all__ = [
     "bootstrap_kappa_interval",
     "cohen_kappa",
     "cross_validated_predictions",
+    "held_out_predictions",
     "stratified_folds",
 ]

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from convergent.basis import PrincipalBasis
+from convergent.basis import PrincipalBasis, principal_basis
 
 
 @dataclass(frozen=True)
@@ -125,3 +125,17 @@ def cross_validated_predictions(
         scores = logits[:, lo:hi].reshape(n, k, t)[np.arange(n), task.folds]
         predictions[task.key] = scores.argmax(axis=1)
     return predictions, evaluations
+
+
+def held_out_predictions(features: np.ndarray, labels: np.ndarray, fold_of: np.ndarray,
+                         settings: LogisticSettings = LogisticSettings()) -> np.ndarray:
+    """Predicted class of every row from the probe fitted on the other folds (one task).
+
+    ``labels`` in 0..classes-1, ``fold_of`` in 0..folds-1. Features are centred and scaled
+    to unit mean variance per dimension, as for every probe here; with two classes the
+    multinomial objective at ``C`` equals binary logistic regression at ``2 C``.
+    """
+    task = ProbeTask("task", np.asarray(labels, dtype=np.int64),
+                     np.asarray(fold_of, dtype=np.int64))
+    predictions, _ = cross_validated_predictions(principal_basis(features), [task], settings)
+    return predictions["task"]
