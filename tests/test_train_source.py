@@ -136,19 +136,21 @@ def test_word2vec_resumes_after_a_kill_with_the_vectors_of_an_uninterrupted_run(
     a = load_file(str(tmp_path / "straight" / final))
     b = load_file(str(tmp_path / "resumed" / final))
     assert np.array_equal(a["embed"], b["embed"]) and np.array_equal(a["unembed"], b["unembed"])
-    assert not list((tmp_path / "resumed" / "checkpoints").glob("*/word2vec.model*"))
     before = (tmp_path / "resumed" / final).stat().st_mtime_ns
     train(config, tmp_path / "resumed", progress=False)  # complete: a no-op
     assert (tmp_path / "resumed" / final).stat().st_mtime_ns == before
 
 
-def test_word2vec_refuses_a_corrupt_resume_model(corpus, tmp_path):
+def test_word2vec_refuses_to_resume_from_a_checkpoint_without_its_random_state(corpus,
+                                                                              tmp_path):
     config = TrainConfig(arch="word2vec", corpus=corpus, tokenizer="word", vocab_size=5000,
                          embedding=EmbeddingConfig(dim=8, epochs=2, min_count=2))
     train(config, tmp_path / "run", progress=False, stop_after=1)
-    (model,) = (tmp_path / "run" / "checkpoints").glob("*/word2vec.model")
-    model.write_bytes(b"not a pickle")
-    with pytest.raises(ConvergentError, match="cannot resume"):
+    (state_file,) = (tmp_path / "run" / "checkpoints").glob("step-00000001/state.json")
+    state = json.loads(state_file.read_text())
+    del state["random"]
+    state_file.write_text(json.dumps(state))
+    with pytest.raises(ConvergentError, match="cannot resume word2vec"):
         train(config, tmp_path / "run", progress=False)
 
 
@@ -193,5 +195,5 @@ def test_classical_runs_have_no_layers(corpus, tmp_path):
     config = TrainConfig(arch="ppmi", corpus=corpus, tokenizer="word", vocab_size=5000,
                          embedding=EmbeddingConfig(dim=8, min_count=2))
     train(config, tmp_path / "ppmi", progress=False)
-    with pytest.raises(ConvergentError, match="ppmi runs.*no layers"):
+    with pytest.raises(ConvergentError, match=r"ppmi runs.*no layers"):
         open_source(f"run:{tmp_path / 'ppmi'}").number_representations([1], ["layer.0"])

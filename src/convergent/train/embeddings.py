@@ -7,9 +7,10 @@ vectors) and ``token_ids`` (the token of each row).
 
 - word2vec: skip-gram (``sg``) or CBOW with negative sampling, one checkpoint per epoch
   (learning rate decays linearly over all epochs, as gensim does), a single worker and a
-  fixed hash so a seed gives the same vectors. The newest checkpoint also holds the whole
-  gensim model (``word2vec.model``, with its random state), so an interrupted run resumes
-  at the next epoch and ends with the vectors of an uninterrupted one.
+  fixed hash so a seed gives the same vectors. Each checkpoint's ``state.json`` also holds
+  gensim's random state, so an interrupted run resumes at the next epoch (vocabulary
+  rebuilt from the same tokens, vectors and random state restored; no pickle) and ends
+  with the vectors of an uninterrupted one.
 - Both skip the work a complete checkpoint already holds: re-running a finished run is a
   no-op.
 - PPMI: symmetric window counts within documents, context-distribution smoothing
@@ -52,17 +53,12 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-MODEL_FILE = "word2vec.model"
 ALPHA, MIN_ALPHA = 0.025, 1e-4  # gensim's defaults; gensim overwrites both on every train()
 
 
 def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
-                 unembed: np.ndarray, token_ids: np.ndarray, extra: dict,
-                 model=None) -> Path:
-    """One classical checkpoint, written to a temporary folder and renamed into place.
-
-    ``model`` (a gensim model) is saved beside the vectors so training can resume from it.
-    """
+                 unembed: np.ndarray, token_ids: np.ndarray, extra: dict) -> Path:
+    """One classical checkpoint, written to a temporary folder and renamed into place."""
     import hashlib
 
     from safetensors.numpy import save_file
@@ -76,8 +72,6 @@ def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
                "unembed": np.ascontiguousarray(unembed, dtype=np.float32),
                "token_ids": np.ascontiguousarray(token_ids, dtype=np.int64)},
               str(tmp / "vectors.safetensors"))
-    if model is not None:
-        model.save(str(tmp / MODEL_FILE))
     digest = hashlib.sha256((tmp / "vectors.safetensors").read_bytes()).hexdigest()
     write_json_atomic(tmp / "state.json", {"format": 1, "step": step, "tokens": tokens,
                                            "sha256": {"vectors.safetensors": digest}, **extra})
@@ -87,22 +81,28 @@ def save_vectors(run_dir: Path, step: int, tokens: int, embed: np.ndarray,
     return final
 
 
-def _resume_point(run_dir: Path):
-    """(epoch, folder) of the newest word2vec checkpoint holding a full model, or None."""
-    from convergent.train.checkpoint import list_checkpoints, read_state
-
-    for info in reversed(list_checkpoints(run_dir)):
-        if (info.path / MODEL_FILE).is_file():
-            read_state(info.path, verify=True)
-            return info.step, info.path
-    return None
+def random_state(model) -> dict:
+    """gensim's numpy RandomState as JSON (it seeds every training job)."""
+    name, keys, pos, has_gauss, cached = model.random.get_state()
+    return {"name": name, "keys": keys.tolist(), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
 
 
-def _drop_older_models(run_dir: Path, keep: Path) -> None:
-    """Keep the (large) gensim model only in the newest checkpoint."""
-    for old in (run_dir / "checkpoints").glob(f"step-*/{MODEL_FILE}*"):
-        if old.parent != keep:
-            old.unlink()
+def restore(model, folder: Path, state: dict) -> None:
+    """Put a checkpoint's vectors and random state into a model with the same vocabulary."""
+    from convergent.errors import ConvergentError
+    from convergent.train.checkpoint import load_tensors
+
+    tensors = load_tensors(folder / "vectors.safetensors")
+    ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
+    saved = state.get("random")
+    if saved is None or not np.array_equal(tensors["token_ids"].numpy(), ids):
+        raise ConvergentError(f"{folder}: cannot resume word2vec from it (no random state, "
+                              "or a vocabulary that differs from the corpus's)")
+    model.wv.vectors[:] = tensors["embed"].numpy()
+    model.syn1neg[:] = tensors["unembed"].numpy()
+    model.random.set_state((saved["name"], np.asarray(saved["keys"], dtype=np.uint32),
+                            saved["pos"], saved["has_gauss"], saved["cached_gaussian"]))
 
 
 def train_word2vec(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
@@ -110,35 +110,30 @@ def train_word2vec(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
     """Train, or resume from the newest checkpoint; ``stop_after`` epochs simulates a kill."""
     from gensim.models import Word2Vec
 
-    from convergent.errors import ConvergentError
-    from convergent.train.checkpoint import list_checkpoints
+    from convergent.train.checkpoint import list_checkpoints, read_state
 
     e = config.embedding
-    if any(c.step >= e.epochs for c in list_checkpoints(run_dir)):
+    done_before = list_checkpoints(run_dir)
+    if any(c.step >= e.epochs for c in done_before):
         return  # complete
     sentences = list(_sentences(docs))
     n_tokens = int(sum(len(d) for d in docs))
-    resume = _resume_point(run_dir)
-    if resume is None:
-        model = Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count,
-                         sg=int(e.sg), negative=e.negative, workers=e.workers,
-                         seed=config.seed, hashfxn=_stable_hash, epochs=e.epochs,
-                         alpha=ALPHA, min_alpha=MIN_ALPHA)
-        model.build_vocab(sentences)
-        done = 0
-        ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
-        save_vectors(run_dir, 0, 0, model.wv.vectors, model.syn1neg, ids,
-                     {"arch": "word2vec"}, model=model)
-    else:
-        done, folder = resume
-        try:
-            model = Word2Vec.load(str(folder / MODEL_FILE))
-        except Exception as err:  # gensim raises pickle/IO errors of many kinds
-            raise ConvergentError(f"{folder / MODEL_FILE}: cannot resume from it ({err})") from None
-        model.hashfxn = _stable_hash
-        ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
-        if progress and done < e.epochs:
+    model = Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count,
+                     sg=int(e.sg), negative=e.negative, workers=e.workers,
+                     seed=config.seed, hashfxn=_stable_hash, epochs=e.epochs,
+                     alpha=ALPHA, min_alpha=MIN_ALPHA)
+    model.build_vocab(sentences)
+    ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
+    done = 0
+    if done_before:
+        newest = done_before[-1]
+        restore(model, newest.path, read_state(newest.path, verify=True))
+        done = newest.step
+        if progress:
             print(f"word2vec: resuming after epoch {done}/{e.epochs}")
+    else:
+        save_vectors(run_dir, 0, 0, model.wv.vectors, model.syn1neg, ids,
+                     {"arch": "word2vec", "random": random_state(model)})
     start, end = ALPHA, MIN_ALPHA
     for epoch in range(done, e.epochs):
         if stop_after is not None and epoch - done >= stop_after:
@@ -147,11 +142,9 @@ def train_word2vec(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
         a1 = start - (start - end) * (epoch + 1) / e.epochs
         model.train(sentences, total_examples=len(sentences), epochs=1,
                     start_alpha=a0, end_alpha=a1)
-        last = epoch + 1 == e.epochs
-        folder = save_vectors(run_dir, epoch + 1, (epoch + 1) * n_tokens, model.wv.vectors,
-                              model.syn1neg, ids, {"arch": "word2vec", "epoch": epoch + 1},
-                              model=None if last else model)
-        _drop_older_models(run_dir, keep=folder)
+        save_vectors(run_dir, epoch + 1, (epoch + 1) * n_tokens, model.wv.vectors,
+                     model.syn1neg, ids, {"arch": "word2vec", "epoch": epoch + 1,
+                                          "random": random_state(model)})
         if progress:
             print(f"word2vec epoch {epoch + 1}/{e.epochs} done")
 
