@@ -10,6 +10,8 @@ import torch
 from convergent.errors import ConvergentError
 from convergent.train.config import ModelConfig, TrainConfig
 from convergent.train.models import build_model, set_mode
+from convergent.train.models.common import CausalConv
+from convergent.train.models.conv import causal_depthwise_conv
 from convergent.train.models.deltanet import chunk_gated_delta_rule, recurrent_gated_delta_rule
 from convergent.train.models.mamba2 import chunk_ssd, recurrent_ssd
 from convergent.train.optim import build_optimizers, lr_factor, split_parameters
@@ -57,6 +59,34 @@ def test_ssd_chunked_equals_recurrent(t, chunk):
     c = torch.randn(2, t, 5, generator=g, dtype=torch.float64)
     assert torch.allclose(chunk_ssd(x, dt, a, b, c, chunk), recurrent_ssd(x, dt, a, b, c),
                           atol=1e-10)
+
+
+def test_ssd_chunked_gradients_equal_recurrent_gradients():
+    g = torch.Generator().manual_seed(2)
+    inputs = (torch.randn(2, 19, 3, 4, generator=g, dtype=torch.float64),
+              torch.rand(2, 19, 3, generator=g, dtype=torch.float64),
+              -torch.rand(3, generator=g, dtype=torch.float64) * 4,
+              torch.randn(2, 19, 5, generator=g, dtype=torch.float64),
+              torch.randn(2, 19, 5, generator=g, dtype=torch.float64))
+    inputs = [x.requires_grad_() for x in inputs]
+    weight = torch.randn(2, 19, 3, 4, generator=g, dtype=torch.float64)
+    chunked = torch.autograd.grad((chunk_ssd(*inputs, 4) * weight).sum(), inputs)
+    plain = torch.autograd.grad((recurrent_ssd(*inputs) * weight).sum(), inputs)
+    for ours, reference in zip(chunked, plain, strict=True):
+        assert torch.allclose(ours, reference, atol=1e-10)
+
+
+@pytest.mark.parametrize("t", [1, 2, 3, 9])
+def test_causal_conv_matches_conv1d_and_its_backward_passes_gradcheck(t):
+    torch.manual_seed(t)
+    module = CausalConv(5, 4).double()
+    x = torch.randn(2, t, 5, dtype=torch.float64, requires_grad=True)
+    reference = module.conv(x.transpose(1, 2))[..., :t].transpose(1, 2)
+    assert torch.allclose(module(x), reference, atol=1e-12)
+    weight = module.conv.weight[:, 0].detach().clone().requires_grad_()
+    bias = module.conv.bias.detach().clone().requires_grad_()
+    assert torch.autograd.gradcheck(causal_depthwise_conv, (x, weight, bias))
+    assert torch.autograd.gradcheck(causal_depthwise_conv, (x, weight, None))
 
 
 @pytest.mark.parametrize("arch", ["gdn", "mamba2"])

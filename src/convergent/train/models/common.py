@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from convergent.train.config import ModelConfig
+from convergent.train.models.conv import causal_depthwise_conv
 
 
 def ffn_width(config: ModelConfig) -> int:
@@ -34,7 +35,11 @@ class SwiGLU(nn.Module):
 
 
 class CausalConv(nn.Module):
-    """Depthwise causal 1-D convolution over time on [B, T, C] inputs."""
+    """Depthwise causal 1-D convolution over time on [B, T, C] inputs.
+
+    The parameters live in an ``nn.Conv1d`` (names and init as before); the computation is
+    :func:`~convergent.train.models.conv.causal_depthwise_conv` in the [B, T, C] layout.
+    """
 
     def __init__(self, channels: int, kernel: int) -> None:
         super().__init__()
@@ -42,8 +47,7 @@ class CausalConv(nn.Module):
         self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, padding=kernel - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        t = x.shape[1]
-        return self.conv(x.transpose(1, 2))[..., :t].transpose(1, 2)
+        return causal_depthwise_conv(x, self.conv.weight[:, 0], self.conv.bias)
 
 
 class LanguageModel(nn.Module):

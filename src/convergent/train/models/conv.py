@@ -1,0 +1,48 @@
+"""Depthwise causal 1-D convolution over time with a hand-written backward.
+
+``torch.nn.functional.conv1d`` on CPU (oneDNN) needs [B, C, T] inputs, so a [B, T, C]
+activation is transposed twice, and its depthwise backward is slow. With a kernel of a few
+taps the convolution is a handful of shifted multiply-adds along T in the [B, T, C] layout;
+this Function does them in place and writes the backward the same way (measured 2x faster,
+forward + backward, at [8, 256, 1152] with 4 taps on one thread; see docs/training-speed.md).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _CausalDepthwiseConv(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        t, taps = x.shape[1], weight.shape[1]
+        last = weight[:, taps - 1]
+        y = torch.addcmul(bias, x, last) if bias is not None else x * last
+        for shift in range(1, min(taps, t)):
+            y[:, shift:].addcmul_(x[:, :t - shift], weight[:, taps - 1 - shift])
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight = ctx.saved_tensors
+        t, taps = x.shape[1], weight.shape[1]
+        grad_x = grad * weight[:, taps - 1]
+        grad_w = torch.zeros_like(weight)
+        grad_w[:, taps - 1] = torch.einsum("btc,btc->c", grad, x)
+        for shift in range(1, min(taps, t)):
+            grad_x[:, :t - shift].addcmul_(grad[:, shift:], weight[:, taps - 1 - shift])
+            grad_w[:, taps - 1 - shift] = torch.einsum(
+                "btc,btc->c", grad[:, shift:], x[:, :t - shift])
+        grad_b = grad.sum((0, 1)) if ctx.has_bias else None
+        return grad_x, grad_w, grad_b
+
+
+def causal_depthwise_conv(x: torch.Tensor, weight: torch.Tensor,
+                          bias: torch.Tensor | None = None) -> torch.Tensor:
+    """y[b, t, c] = bias[c] + sum_k weight[c, k] x[b, t - (K - 1) + k, c] (zeros before t=0).
+
+    ``x`` [B, T, C], ``weight`` [C, K] (``nn.Conv1d(C, C, K, groups=C).weight[:, 0]``).
+    """
+    return _CausalDepthwiseConv.apply(x, weight, bias)
