@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from convergent.cli import main
@@ -38,9 +39,26 @@ def test_writes_results_and_figures(reproduced: Path) -> None:
     final = runs["9-digit Muon"]["final"]
     assert final["test"]["n_problems"] == 20
     assert final["numbers"]["numbers"] == [0, 999] and final["numbers"]["dim"] == 32
+    null = nine["null_kappa"]
+    assert set(null) == set(nine["kappa"]) and len(null["10"]["values"]) == 4
+    first = runs["9-digit Muon"]["dynamics"][0]["periods"]["2"]["kappa"]
+    assert nine["init_kappa"]["2"]["values"] == [first]
     config = json.loads(Path(runs["9-digit Muon"]["run_dir"], "config.json").read_text())
     assert config["optimizer"] == "muon" and config["model"]["tie_embeddings"] is True
     assert config["seq_len"] == 12 and config["tokens"] == 3 * 12 * 64
+
+
+def test_shuffled_kappa_is_chance_on_periodic_rows() -> None:
+    from convergent.numbers.probe import probe_moduli
+    from convergent.tasks.evaluate import shuffled_kappa
+
+    rng = np.random.default_rng(0)
+    n = np.arange(200)
+    rows = np.concatenate([np.eye(10)[n % 10], 0.1 * rng.normal(size=(200, 6))], axis=1)
+    assert probe_moduli(rows, n)[10].kappa > 90  # the rows are separable mod 10 ...
+    null = shuffled_kappa(rows, shuffles=3, seed=0)
+    assert len(null["10"]["values"]) == 3
+    assert all(abs(v["mean"]) < 20 for v in null.values())  # ... and shuffled, chance
 
 
 def test_rerun_resumes_without_retraining(reproduced: Path) -> None:

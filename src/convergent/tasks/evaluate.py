@@ -75,3 +75,24 @@ def number_embeddings(model: nn.Module, task: AdditionTask) -> np.ndarray:
     """Input-embedding rows of the number tokens 0 .. base-1 (token id = number)."""
     weight = model.get_submodule("embed").weight.detach()
     return weight[:task.base].float().numpy().copy()
+
+
+def shuffled_kappa(values: np.ndarray, shuffles: int = 4, seed: int = 0,
+                   moduli: tuple[int, ...] = tuple(range(2, 11))) -> dict[str, dict[str, Any]]:
+    """Chance level of the mod-T probe on these rows: kappa (%) with the numbers shuffled.
+
+    The same embedding rows, the same probe and folds (``convergent.numbers`` probes), but
+    row n is labelled with a random permutation of 0..N-1, so any kappa is chance. Per T:
+    mean, standard deviation and the values over ``shuffles`` permutations.
+    """
+    from convergent.numbers.probe import probe_moduli
+
+    rng = np.random.default_rng([seed, 7])
+    n = values.shape[0]
+    runs = [probe_moduli(values, rng.permutation(n), moduli, seed=seed) for _ in range(shuffles)]
+    out = {}
+    for t in moduli:
+        kappas = np.array([r[t].kappa for r in runs])
+        out[str(t)] = {"mean": float(kappas.mean()), "std": float(kappas.std(ddof=0)),
+                       "values": [float(k) for k in kappas]}
+    return out

@@ -170,6 +170,10 @@ class AdditionReproduction:
                 "seeds": [r.seed for r in runs],
                 "test_exact_match": _stats(acc),
                 "kappa": {str(t): _stats(v) for t, v in kappa.items()},
+                "null_kappa": _null(runs, periods),
+                "init_kappa": {str(t): _stats(np.array(
+                    [r.dynamics[0]["periods"][str(t)]["kappa"] for r in runs]))
+                    for t in periods},
                 "phi": {str(t): _stats(v) for t, v in phi.items()},
                 "paper_setting": setting.paper_label,
                 "paper_kappa": {str(t): v
@@ -183,6 +187,14 @@ class AdditionReproduction:
         return {"experiment": "addition", "config": self.config.to_dict(),
                 "summary": self.summary(), "runs": [r.to_dict() for r in self.runs],
                 "versions": self.versions}
+
+
+def _null(runs: Sequence[RunSummary], periods: Sequence[int]) -> dict[str, Any] | None:
+    """Chance kappa per T: shuffled-number probes of every run's final embedding, pooled."""
+    if any("null_kappa" not in r.final for r in runs):
+        return None
+    return {str(t): _stats(np.array([v for r in runs for v in r.final["null_kappa"][str(t)]
+                                     ["values"]])) for t in periods}
 
 
 def _stats(values: np.ndarray) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from convergent.train.config import TrainConfig
 TASK_FILE = "task.json"
 MIN_ANALYSED = 100  # number tokens needed for the mod-T probe with 5 folds up to T = 10
 TRAIN_SAMPLE = 2000
+NULL_SHUFFLES = 4  # shuffled-number probes at the last checkpoint (~2 s each at N = 1000)
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,18 @@ def load_task_run(run_dir: str | Path) -> tuple[dict[str, Any], AdditionTask, Ad
     return record, task, split, config
 
 
-def evaluate_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, Any]]:
-    """Evaluate every checkpoint (cached in ``eval/``); one dict per checkpoint, by step."""
+def evaluate_run(run_dir: str | Path, progress: bool = True,
+                 null_shuffles: int = NULL_SHUFFLES) -> list[dict[str, Any]]:
+    """Evaluate every checkpoint (cached in ``eval/``); one dict per checkpoint, by step.
+
+    The last checkpoint also gets ``null_kappa``: the probe's chance level on its own
+    embedding rows with the numbers shuffled (``null_shuffles`` permutations; 0 skips it).
+    """
     import torch
     from tqdm.auto import tqdm
 
     from convergent.numbers import analyze_numbers
-    from convergent.tasks.evaluate import accuracy, number_embeddings
+    from convergent.tasks.evaluate import accuracy, number_embeddings, shuffled_kappa
     from convergent.train.checkpoint import list_checkpoints, load_tensors, read_state
     from convergent.train.models import build_model
 
@@ -131,4 +137,10 @@ def evaluate_run(run_dir: str | Path, progress: bool = True) -> list[dict[str, A
             point["numbers"] = result.to_dict()
         write_json_atomic(cache, point)
         points.append(point)
+    last = points[-1] if points else {}
+    if null_shuffles and "numbers" in last and "null_kappa" not in last:
+        model.load_state_dict(load_tensors(checkpoints[-1].path / "model.safetensors"))
+        last["null_kappa"] = shuffled_kappa(number_embeddings(model, task), null_shuffles,
+                                            seed=record["probe_seed"])
+        write_json_atomic(run_dir / "eval" / f"step-{last['step']:08d}.json", last)
     return points
