@@ -119,6 +119,26 @@ def test_families_are_causal_and_name_their_embeddings(arch, tied):
     assert "embed.weight" in names and ("head.weight" in names) != tied
 
 
+@pytest.mark.parametrize("tied", [False, True])
+def test_masked_loss_equals_the_masked_mean_of_full_logits(tied):
+    torch.manual_seed(0)
+    model = build_model("transformer", ModelConfig(**{**TINY.__dict__, "tie_embeddings": tied}),
+                        40).double()
+    tokens = torch.randint(0, 40, (3, 15))
+    mask = torch.rand(3, 14) < 0.3
+    mask[0, 0] = True
+    logits = model(tokens[:, :-1])
+    expected = torch.nn.functional.cross_entropy(
+        logits.reshape(-1, 40), tokens[:, 1:].masked_fill(~mask, -100).reshape(-1))
+    grad_expected = torch.autograd.grad(expected, model.embed.weight)[0]
+    loss = model.loss(tokens, mask)
+    assert torch.allclose(loss, expected, atol=1e-12)
+    assert torch.allclose(torch.autograd.grad(loss, model.embed.weight)[0], grad_expected,
+                          atol=1e-12)
+    full = torch.nn.functional.cross_entropy(logits.reshape(-1, 40), tokens[:, 1:].reshape(-1))
+    assert torch.allclose(model.loss(tokens), full, atol=1e-12)
+
+
 def test_muon_gets_hidden_matrices_only():
     model = build_model("transformer", TINY, 50)
     roles = split_parameters(model)

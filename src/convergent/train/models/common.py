@@ -88,17 +88,28 @@ class LanguageModel(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """Logits [B, T, V] for token ids [B, T]."""
-        h = self.hidden(ids)
+        return self.logits(self.hidden(ids))
+
+    def logits(self, h: torch.Tensor) -> torch.Tensor:
+        """The output head on final-norm states ``h`` [..., d]."""
         return self.head(h) if self.head is not None else h @ self.embed.weight.T
 
     def loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean next-token cross-entropy over ``tokens`` [B, L+1] (``mask`` [B, L] selects)."""
-        logits = self(tokens[:, :-1])
+        """Mean next-token cross-entropy over ``tokens`` [B, L+1] (``mask`` [B, L] selects).
+
+        With a mask the head runs only on the selected positions (the [B*L, V] logits of
+        the others are never formed); the value equals the full-logits masked mean.
+        """
+        h = self.blocks(self.embed(tokens[:, :-1]))
         targets = tokens[:, 1:]
-        if mask is not None:
-            targets = targets.masked_fill(~mask, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(),
-                               targets.reshape(-1), ignore_index=-100)
+        if mask is None:
+            h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
+        else:
+            h, targets = h[mask], targets[mask]
+        logits = self.logits(self.norm(h))
+        if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax in float32
+            logits = logits.float()
+        return F.cross_entropy(logits, targets)
 
 
 class Residual(nn.Module):
