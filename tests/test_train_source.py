@@ -197,3 +197,21 @@ def test_classical_runs_have_no_layers(corpus, tmp_path):
     train(config, tmp_path / "ppmi", progress=False)
     with pytest.raises(ConvergentError, match=r"ppmi runs.*no layers"):
         open_source(f"run:{tmp_path / 'ppmi'}").number_representations([1], ["layer.0"])
+
+
+def test_cli_set_changes_any_config_field(corpus, tmp_path, capsys):
+    config_file = tmp_path / "tiny.json"
+    tiny_config(corpus, tokens=16 * 8 * 2).save(config_file)
+    out = tmp_path / "run"
+    argv = ["train", "--arch", "lstm", "--config", str(config_file), "--out", str(out),
+            "--no-progress", "--set", "model.d_model=16", "--set", "checkpoint_every=128",
+            "--set", "perturb=none"]
+    assert main(argv) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["d_model"] == 16 and saved["checkpoint_every"] == 128
+    assert saved["perturb"] is None
+    capsys.readouterr()
+    assert main([*argv[:-2], "--set", "model.width=3"]) == 2
+    assert "unknown field(s) width" in capsys.readouterr().err
+    assert main([*argv[:-2], "--set", "lr"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err

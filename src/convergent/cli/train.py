@@ -30,6 +30,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tokenizer", choices=["bpe", "digit", "word"], default=None)
     p.add_argument("--config", type=Path, default=None,
                    help="a config.json to start from instead of the preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config field, dotted for nested ones (repeatable): "
+                   "--set model.d_model=256 --set checkpoint_every=100000 "
+                   "--set batch_size=32 --set embedding.epochs=10; values are JSON "
+                   "(numbers, true/false) or plain strings, none for null")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default 1 for the quick preset: faster on a shared "
                    "CPU; the torch default otherwise)")
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from convergent.train import TrainConfig, train
+    from convergent.train.config import with_changes
     from convergent.train.presets import preset
 
     changes = {"optimizer": args.optimizer, "perturb": args.perturb, "tokens": args.tokens,
@@ -61,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         config = base.replace(**{k: v for k, v in changes.items() if v is not None}).validate()
     else:
         config = preset(args.preset, args.arch, **changes)
+    if args.set:
+        config = with_changes(config, parse_assignments(args.set))
     threads = args.threads if args.threads is not None else (1 if args.preset == "quick" else 0)
     if threads:
         torch.set_num_threads(threads)
@@ -84,3 +92,22 @@ def _default_name(preset_name: str, config: Any) -> str:
     if config.perturb:
         parts.append(config.perturb)
     return "-".join(parts)
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["model.d_model=256", "perturb=swap"]`` -> ``{"model.d_model": 256, ...}``."""
+    import json
+
+    from convergent.errors import ConvergentError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConvergentError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out

@@ -128,28 +128,16 @@ def _none(value: Any) -> Any:
     return None if value == "none" else value
 
 
-def _set_field(data: dict[str, Any], key: str, value: Any, where: str) -> None:
-    *parents, last = key.split(".")
-    target = data
-    for part in parents:
-        if not isinstance(target.get(part), dict):
-            raise ConvergentError(f"{where}: {key!r} is not a config field")
-        target = target[part]
-    target[last] = _none(value)
-
-
 def train_config(group: Group, changes: dict[str, Any]) -> Any:
     """The validated TrainConfig of ``group.preset`` with ``changes`` (dotted keys) applied."""
-    from convergent.train.config import TrainConfig
+    from convergent.train.config import TrainConfig, with_changes
     from convergent.train.presets import preset
 
     where = f"[{group.kind}.{group.name}]"
     arch = _none(changes.get("arch", "transformer"))
     try:
-        base = (preset(group.preset, arch) if group.preset else TrainConfig(arch=arch)).to_dict()
-        for key, value in changes.items():
-            _set_field(base, key, value, where)
-        return TrainConfig.from_dict(base).validate()
+        base = preset(group.preset, arch) if group.preset else TrainConfig(arch=arch)
+        return with_changes(base, changes)
     except (ConvergentError, TypeError) as err:
         raise ConvergentError(f"{where} {_describe(changes)}: {err}") from None
 

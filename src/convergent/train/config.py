@@ -196,6 +196,26 @@ class TrainConfig:
         return cls.from_dict(data)
 
 
+def with_changes(config: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
+    """``config`` with dotted-key ``changes`` applied (``model.d_model``, ``lr``), validated.
+
+    The string ``"none"`` sets a field to None (TOML and the command line have no null).
+    """
+    data = config.to_dict()
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        target = data
+        for part in parents:
+            if not isinstance(target.get(part), dict):
+                raise ConvergentError(f"{key!r} is not a config field")
+            target = target[part]
+        target[last] = None if value == "none" else value
+    try:
+        return TrainConfig.from_dict(data).validate()
+    except TypeError as err:
+        raise ConvergentError(f"bad config value: {err}") from None
+
+
 def _build(kind: type, data: Any, where: str) -> Any:
     if isinstance(data, kind):
         return data
