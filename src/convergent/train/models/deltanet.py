@@ -3,7 +3,8 @@
 Per head, with state S [d_k, d_v], log-decay g_t <= 0 and write strength beta_t in (0, 1):
     S_t = exp(g_t) S_{t-1} + k_t (beta_t (v_t - S^T_{t-1,decayed} k_t))^T,   o_t = S_t^T q_t
 :func:`recurrent_gated_delta_rule` runs this step by step (the reference);
-:func:`chunk_gated_delta_rule` is the chunked parallel (WY) form used for training. The
+:func:`~convergent.train.models.gated_delta.chunk_gated_delta_rule` is the chunked parallel
+(WY) form used for training, with a hand-written backward. The
 layer follows the paper / Qwen3-Next: short causal convolutions on q, k, v, L2-normalized
 q and k, output RMSNorm gated by SiLU(W_g x), then a SwiGLU MLP per block.
 """
@@ -25,6 +26,9 @@ from convergent.train.models.common import (
     ffn_width,
     head_dim,
 )
+from convergent.train.models.gated_delta import chunk_gated_delta_rule
+
+__all__ = ["GatedDeltaNet", "chunk_gated_delta_rule", "recurrent_gated_delta_rule"]
 
 
 def recurrent_gated_delta_rule(q, k, v, g, beta):
@@ -39,47 +43,6 @@ def recurrent_gated_delta_rule(q, k, v, g, beta):
         state = state + k[:, :, i, :, None] * delta[:, :, None, :]
         outs.append((state * q[:, :, i, :, None]).sum(-2))
     return torch.stack(outs, dim=2)
-
-
-def chunk_gated_delta_rule(q, k, v, g, beta, chunk: int = 64):
-    """Chunked parallel form, equal to :func:`recurrent_gated_delta_rule` up to rounding.
-
-    Within a chunk the delta-rule updates form a unit lower-triangular system
-    (I + A) U = beta V solved with ``torch.linalg.solve_triangular`` (the WY form); across
-    chunks the state is carried by one matmul per chunk.
-    """
-    b, h, t, dk = k.shape
-    dv = v.shape[-1]
-    chunk = min(chunk, t)
-    pad = (-t) % chunk
-    if pad:
-        q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
-        g, beta = F.pad(g, (0, pad)), F.pad(beta, (0, pad))
-    n = (t + pad) // chunk
-    q, k, v = (x.reshape(b, h, n, chunk, -1) for x in (q, k, v))
-    g = g.reshape(b, h, n, chunk).cumsum(-1)
-    beta = beta.reshape(b, h, n, chunk, 1)
-    k_beta = k * beta
-    lower = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
-    decay = (g[..., :, None] - g[..., None, :]).masked_fill(~lower, float("-inf")).exp()
-    a = (k_beta @ k.transpose(-1, -2) * decay).masked_fill(lower.logical_not().logical_or(
-        torch.eye(chunk, dtype=torch.bool, device=q.device)), 0.0)
-    eye = torch.eye(chunk, dtype=q.dtype, device=q.device)
-    rhs = torch.cat((v * beta, k_beta * g.exp()[..., None]), dim=-1)
-    solved = torch.linalg.solve_triangular(a + eye, rhs, upper=False, unitriangular=True)
-    u, w = solved[..., :dv], solved[..., dv:]
-    attn = q @ k.transpose(-1, -2) * decay
-    q_decayed = q * g.exp()[..., None]
-    k_tail = k * (g[..., -1:] - g).exp()[..., None]
-    tail = g[..., -1].exp()[..., None, None]
-    state = q.new_zeros(b, h, dk, dv)
-    outs = []
-    for i in range(n):
-        v_new = u[:, :, i] - w[:, :, i] @ state
-        outs.append(q_decayed[:, :, i] @ state + attn[:, :, i] @ v_new)
-        state = state * tail[:, :, i] + k_tail[:, :, i].transpose(-1, -2) @ v_new
-    out = torch.stack(outs, dim=2).reshape(b, h, n * chunk, dv)
-    return out[:, :, :t]
 
 
 class GatedDeltaNet(nn.Module):
