@@ -10,6 +10,7 @@ from torch import nn
 
 from convergent.train.config import ModelConfig
 from convergent.train.models.conv import causal_depthwise_conv
+from convergent.train.models.head_loss import linear_cross_entropy
 
 
 def ffn_width(config: ModelConfig) -> int:
@@ -97,8 +98,9 @@ class LanguageModel(nn.Module):
     def loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy over ``tokens`` [B, L+1] (``mask`` [B, L] selects).
 
-        With a mask the head runs only on the selected positions (the [B*L, V] logits of
-        the others are never formed); the value equals the full-logits masked mean.
+        With a mask the head runs only on the selected positions; the value equals the
+        full-logits masked mean. The head and the softmax run fused in row blocks
+        (:func:`~convergent.train.models.head_loss.linear_cross_entropy`).
         """
         h = self.blocks(self.embed(tokens[:, :-1]))
         targets = tokens[:, 1:]
@@ -106,10 +108,8 @@ class LanguageModel(nn.Module):
             h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
         else:
             h, targets = h[mask], targets[mask]
-        logits = self.logits(self.norm(h))
-        if logits.dtype in (torch.float16, torch.bfloat16):  # the softmax in float32
-            logits = logits.float()
-        return F.cross_entropy(logits, targets)
+        weight = self.head.weight if self.head is not None else self.embed.weight
+        return linear_cross_entropy(self.norm(h), weight, targets)
 
 
 class Residual(nn.Module):
