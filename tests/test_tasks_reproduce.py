@@ -45,7 +45,7 @@ def test_writes_results_and_figures(reproduced: Path) -> None:
     assert nine["init_kappa"]["2"]["values"] == [first]
     config = json.loads(Path(runs["9-digit Muon"]["run_dir"], "config.json").read_text())
     assert config["optimizer"] == "muon" and config["model"]["tie_embeddings"] is True
-    assert config["seq_len"] == 12 and config["tokens"] == 3 * 12 * 64
+    assert config["seq_len"] == 12 and config["tokens"] == 3 * 12 * 256
 
 
 def test_shuffled_kappa_is_chance_on_periodic_rows() -> None:
@@ -73,3 +73,20 @@ def test_bad_setting_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     code = main(["reproduce", "addition", "--out", str(tmp_path), "--only", "d5c3-sgd"])
     assert code == 2
     assert "--only d5c3-sgd" in capsys.readouterr().err
+
+
+def test_answer_order_option_reaches_the_task() -> None:
+    import argparse
+
+    from convergent.tasks.cli_support import add_reproduce_arguments, repro_config
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--preset", default="quick")
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=None)
+    add_reproduce_arguments(parser)
+    quick = repro_config(parser.parse_args([]))
+    assert quick.reverse is False  # the paper's reading: most significant chunk first
+    lsb = repro_config(parser.parse_args(["--answer-order", "lsb", "--only", "d9c3-adamw"]))
+    spec = lsb.run_spec(lsb.settings[0], seed=0)
+    assert spec.task.reverse and spec.task.spec == "addition-d9c3-rev"

@@ -12,6 +12,7 @@ from typing import Any
 
 TASKS = ("addition",)
 PRESETS = ("quick", "paper")
+ANSWER_ORDERS = ("lsb", "msb")
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,8 +27,9 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
                        "single-token addition")
     group.add_argument("--no-final-carry", action="store_true",
                        help="addition: drop the answer's lead carry chunk (sum mod 10**digits)")
-    group.add_argument("--reverse", action="store_true",
-                       help="addition: write the answer least significant chunk first")
+    group.add_argument("--answer-order", choices=ANSWER_ORDERS, default=None,
+                       help="addition: answer chunks least (lsb) or most (msb) significant "
+                       "first (default: the quick preset's)")
     group.add_argument("--train-pairs", type=int, default=None,
                        help="addition: fixed training set size (default: 100000 for <= 3 "
                        "digits, fresh pairs every batch above)")
@@ -44,7 +46,8 @@ def task_defaults(digits: int) -> dict[str, Any]:
     return {"model": quick.model, "steps": quick.steps, "batch_size": quick.batch_size,
             "lr": quick.lr, "weight_decay": quick.weight_decay,
             "train_pairs": quick.train_pairs_single if digits <= 3 else quick.train_pairs_multi,
-            "checkpoints": quick.checkpoints, "warmup_fraction": quick.warmup_fraction}
+            "checkpoints": quick.checkpoints, "warmup_fraction": quick.warmup_fraction,
+            "reverse": quick.reverse}
 
 
 def build_task_spec(args: argparse.Namespace):
@@ -55,9 +58,11 @@ def build_task_spec(args: argparse.Namespace):
     from convergent.tasks.run import TaskRunSpec
     from convergent.train.config import TrainConfig
 
+    defaults = task_defaults(args.digits)
+    order = getattr(args, "answer_order", None)
+    reverse = defaults["reverse"] if order is None else order == "lsb"
     task = AdditionTask(digits=args.digits, chunk=args.chunk,
-                        final_carry=not args.no_final_carry, reverse=args.reverse)
-    defaults = task_defaults(task.digits)
+                        final_carry=not args.no_final_carry, reverse=reverse)
     arch = getattr(args, "arch", None) or "transformer"
     if arch in ("word2vec", "ppmi"):
         raise ConvergentError(f"--task {args.task} trains a neural model, not {arch}")
@@ -142,6 +147,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         help="held-out operand pairs per run (default 2000)")
     parser.add_argument("--permutations", type=int, default=None,
                         help="random orderings for the Phi_T spike p-value (default 100)")
+    parser.add_argument("--answer-order", choices=ANSWER_ORDERS, default=None,
+                        help="answer chunks least (lsb) or most (msb) significant first "
+                        "(the paper does not say; default: the preset's)")
     parser.add_argument("--only", action="append", default=None, metavar="SETTING",
                         help="run only some settings: d9c3-muon, d9c3-adamw, d3c3-muon, "
                         "d3c3-adamw (with --chunk 2: d6c2-..., d2c2-...; repeatable)")
@@ -172,11 +180,14 @@ def repro_config(args: argparse.Namespace):
             raise ConvergentError(f"--only {bad[0]}: choose from {', '.join(known)}")
         settings = tuple(known[o] for o in args.only)
     seeds = tuple(range(args.seeds)) if args.seeds is not None else None
+    order = getattr(args, "answer_order", None)
+    reverse = None if order is None else order == "lsb"
     return with_changes(base, model=model, steps=args.steps, batch_size=args.batch_size,
                         lr=args.lr, checkpoints=args.checkpoints, seeds=seeds,
                         workers=args.workers, settings=settings,
                         train_pairs_single=args.train_pairs_single,
-                        permutations=args.permutations, test_pairs=args.test_pairs)
+                        permutations=args.permutations, test_pairs=args.test_pairs,
+                        reverse=reverse)
 
 
 def run_reproduce_addition(args: argparse.Namespace) -> int:

@@ -75,24 +75,26 @@ SETTINGS = settings_for(3)
 
 @dataclass(frozen=True)
 class ReproConfig:
-    """Scale of the reproduction. Defaults are the ``quick`` preset: two seeds, about 19 min
-    on 2 idle cores (9 min per seed, measured by ``benchmarks/bench_addition.py``)."""
+    """Scale of the reproduction. Defaults are the ``quick`` preset: one seed, 3000 steps of
+    batch 256 at ``d_model`` 64, the fastest-learning CPU setting found by the pilots in
+    docs/addition.md (about 11 min on 2 idle cores, ``benchmarks/bench_addition.py``)."""
 
     model: ModelConfig = field(default_factory=lambda: ModelConfig(
-        d_model=128, n_layers=2, n_heads=4, tie_embeddings=True))
+        d_model=64, n_layers=2, n_heads=4, tie_embeddings=True))
     steps: int = 3000
-    batch_size: int = 64
+    batch_size: int = 256
     lr: float = 3e-3
     weight_decay: float = 0.1
     warmup_fraction: float = 0.05
     checkpoints: int = 10
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = (0,)
     test_pairs: int = 2000
     train_pairs_single: int = 100_000
     train_pairs_multi: int = 0
     permutations: int = 100
     workers: int = 2
     settings: tuple[Setting, ...] = SETTINGS
+    reverse: bool = False
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.checkpoints < 1 or self.workers < 1:
@@ -107,7 +109,7 @@ class ReproConfig:
         """The :class:`~convergent.tasks.run.TaskRunSpec` of one (setting, seed) run."""
         from convergent.tasks.run import TaskRunSpec
 
-        task = AdditionTask(digits=setting.digits, chunk=setting.chunk)
+        task = AdditionTask(digits=setting.digits, chunk=setting.chunk, reverse=self.reverse)
         per_step = self.batch_size * (task.seq_len - 1)
         tokens = self.steps * per_step
         config = TrainConfig(
