@@ -96,6 +96,17 @@ def test_ssd_chunked_gradients_equal_recurrent_gradients():
         assert torch.allclose(ours, reference, atol=1e-10)
 
 
+def test_ssd_hand_written_backward_passes_gradcheck():
+    g = torch.Generator().manual_seed(4)
+    args = (torch.randn(1, 7, 2, 2, generator=g, dtype=torch.float64),
+            torch.rand(1, 7, 2, generator=g, dtype=torch.float64),
+            -torch.rand(2, generator=g, dtype=torch.float64) * 2,
+            torch.randn(1, 7, 3, generator=g, dtype=torch.float64),
+            torch.randn(1, 7, 3, generator=g, dtype=torch.float64))
+    args = tuple(x.requires_grad_() for x in args)
+    assert torch.autograd.gradcheck(lambda *a: chunk_ssd(*a, 3), args)
+
+
 @pytest.mark.parametrize("t", [1, 2, 3, 9])
 def test_causal_conv_matches_conv1d_and_its_backward_passes_gradcheck(t):
     torch.manual_seed(t)

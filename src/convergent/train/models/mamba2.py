@@ -2,10 +2,11 @@
 
 Per head, with state h [P, N], step size dt_t > 0 and A < 0:
     h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T,   y_t = h_t C_t + D x_t
-:func:`recurrent_ssd` runs this step by step (the reference); :func:`chunk_ssd` is the
-chunked "state space duality" form (quadratic within chunks, a scan over chunk states),
-after the paper's minimal reference. The block is Mamba-2's: in-projection to z, x, B, C,
-dt; a short causal convolution on (x, B, C); SiLU; SSD; RMSNorm(y * SiLU(z)); out-projection.
+:func:`recurrent_ssd` runs this step by step (the reference);
+:func:`~convergent.train.models.ssd.chunk_ssd` is the chunked "state space duality" form
+(quadratic within chunks, a scan over chunk states) with a hand-written backward. The
+block is Mamba-2's: in-projection to z, x, B, C, dt; a short causal convolution on
+(x, B, C); SiLU; SSD; RMSNorm(y * SiLU(z)); out-projection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from torch import nn
 
 from convergent.train.config import ModelConfig
 from convergent.train.models.common import CausalConv, LanguageModel, Residual, head_dim
+from convergent.train.models.ssd import chunk_ssd
+
+__all__ = ["Mamba2", "chunk_ssd", "recurrent_ssd"]
 
 
 def recurrent_ssd(x, dt, a, b, c):
@@ -30,45 +34,6 @@ def recurrent_ssd(x, dt, a, b, c):
         state = state * decay + (dt[:, i, :, None] * x[:, i])[..., None] * b[:, i, None, None, :]
         outs.append((state * c[:, i, None, None, :]).sum(-1))
     return torch.stack(outs, dim=1)
-
-
-def chunk_ssd(x, dt, a, b, c, chunk: int = 64):
-    """Chunked form of :func:`recurrent_ssd` (same arguments), equal up to rounding.
-
-    Within a chunk: y = ((C B^T) * L) (dt x) with L[l, s] = exp(sum_{s < r <= l} dt_r A)
-    for s <= l, one batched matmul per (batch, chunk, head). Chunk states and their
-    read-out share B and C across heads, so they are single matmuls over all heads at once
-    in the [B, chunk, l, H * P] layout; the scan over chunk states is a short loop.
-    The minimal reference's 5-D three-operand einsums and [.., T, T] expand+cumsum segment
-    sums are replaced by these (1.5x faster forward + backward at the benchmark size).
-    """
-    batch, t, h, p = x.shape
-    chunk = min(chunk, t)
-    pad = (-t) % chunk
-    if pad:
-        x, b, c = (F.pad(v, (0, 0) * (v.dim() - 2) + (0, pad)) for v in (x, b, c))
-        dt = F.pad(dt, (0, 0, 0, pad))
-    n, nst = (t + pad) // chunk, b.shape[-1]
-    xs = (x * dt[..., None]).view(batch, n, chunk, h, p)
-    b = b.reshape(batch, n, chunk, nst)
-    c = c.reshape(batch, n, chunk, nst)
-    cum = (dt * a).view(batch, n, chunk, h).cumsum(2)  # [B, n, l, H]
-    cum_h = cum.transpose(2, 3)  # [B, n, H, l]
-    lower = torch.ones(chunk, chunk, dtype=torch.bool, device=x.device).tril()
-    decay = (cum_h[..., :, None] - cum_h[..., None, :]).masked_fill(~lower, float("-inf")).exp()
-    scores = c @ b.transpose(-1, -2)  # [B, n, l, s], shared by the heads
-    y = ((decay * scores[:, :, None]) @ xs.transpose(2, 3)).transpose(2, 3)  # [B, n, l, H, P]
-    to_end = (cum[:, :, -1:] - cum).exp()  # [B, n, l, H]
-    states = (xs * to_end[..., None]).view(batch, n, chunk, h * p).transpose(-1, -2) @ b
-    states = states.view(batch, n, h, p * nst)  # each chunk's own contribution
-    tail = cum[:, :, -1].exp()[..., None]  # [B, n, H, 1]
-    run, starts = torch.zeros_like(states[:, 0]), []
-    for i in range(n):
-        starts.append(run)
-        run = run * tail[:, i] + states[:, i]
-    start = torch.stack(starts, dim=1).view(batch, n, h * p, nst)  # state entering chunk
-    y_off = (c @ start.transpose(-1, -2)).view(batch, n, chunk, h, p) * cum.exp()[..., None]
-    return (y + y_off).reshape(batch, n * chunk, h, p)[:, :t]
 
 
 class Mamba2(nn.Module):
