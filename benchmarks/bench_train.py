@@ -8,8 +8,16 @@ backward of the token mixer alone; Hugging Face has no Gated DeltaNet language m
 without a mixture-of-experts MLP), and our LSTM (no Hugging Face counterpart); plus
 model-FLOPs utilization (MFU) against the float32 matmul peak measured in the same run.
 
+The ``bound`` column (= ratio / MFU) is the ratio our model would reach if it ran at the
+measured matmul peak and nothing else took time: Hugging Face's time over the time of the
+model FLOPs (6 x parameters x tokens, plus causal attention for the Transformer; the
+linear-RNN kernels' own FLOPs are left out, so for them it is a loose upper bound). A
+target above it cannot be met with the same math at equal config.
+``--profile`` adds, per model of ours, the share of one step spent in matmuls and the
+largest other operations (torch.profiler, after the timing).
+
     .venv/bin/python benchmarks/bench_train.py [--width 512] [--layers 4] [--seq 256]
-        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3]
+        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3] [--profile]
 """
 
 from __future__ import annotations
@@ -74,6 +82,26 @@ def mixer_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm",
+              "aten::linalg_solve_triangular", "aten::_scaled_dot_product_flash_attention_for_cpu",
+              "aten::_scaled_dot_product_flash_attention_for_cpu_backward")
+
+
+def profile_step(step: Callable[[], None], top: int = 6) -> str:
+    """One profiled step: matmul share of the time and the largest other operations."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    events = [e for e in prof.key_averages() if e.key.startswith("aten::")]
+    total = sum(e.self_cpu_time_total for e in events)
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS)
+    rest = sorted((e for e in events if e.key not in MATMUL_OPS),
+                  key=lambda e: -e.self_cpu_time_total)[:top]
+    others = ", ".join(f"{e.key[6:]} {100 * e.self_cpu_time_total / total:.0f}%" for e in rest)
+    return f"matmuls {100 * matmul / total:.0f}%; then {others}"
+
+
 def flops_per_token(model: nn.Module, layers: int, width: int, seq: int) -> float:
     """6 x (parameters touched per token) + causal attention, the usual MFU convention."""
     params = sum(p.numel() for n, p in model.named_parameters() if n != "embed.weight")
@@ -130,6 +158,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--profile", action="store_true",
+                        help="also profile one step of each of our models")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -148,11 +178,16 @@ def main() -> None:
                        d_state=64, chunk_size=64)
     rows = []
 
+    profiles = []
+
     def pair(name, ours, theirs, ours_step, theirs_step, flops):
         t_ours = time_steps(ours_step, args.steps, args.repeats)
         t_hf = time_steps(theirs_step, args.steps, args.repeats) if theirs_step else None
-        mfu = flops * tokens / t_ours / 1e9 / peak if flops else None
-        rows.append((name, tokens / t_ours, tokens / t_hf if t_hf else None, mfu, theirs))
+        mfu = flops * tokens / t_ours / 1e9 / peak
+        bound = t_hf / (flops * tokens / 1e9 / peak) if t_hf else None  # = ratio / MFU
+        rows.append((name, tokens / t_ours, tokens / t_hf if t_hf else None, mfu, bound, theirs))
+        if args.profile:
+            profiles.append((name, profile_step(ours_step)))
 
     ours = build_model("transformer", base, args.vocab)
     pair("Transformer", ours, "LlamaForCausalLM", lm_step(ours, ids, False),
@@ -166,17 +201,21 @@ def main() -> None:
     x = torch.randn(args.batch, args.seq, args.width, requires_grad=False)
     ours_layer = GatedDeltaNet(base)
     pair("Gated DeltaNet (layer)", ours_layer, "Qwen3NextGatedDeltaNet",
-         mixer_step(ours_layer, x), mixer_step(hf_gdn(base), x), None)
+         mixer_step(ours_layer, x), mixer_step(hf_gdn(base), x),
+         6 * sum(p.numel() for p in ours_layer.parameters() if p.ndim == 2))
     ours = build_model("lstm", base, args.vocab)
     pair("LSTM", ours, "(none in transformers)", lm_step(ours, ids, False), None,
          flops_per_token(ours, 0, 0, args.seq))
-    print("\n| model | ours tokens/s | Hugging Face tokens/s | ratio | MFU | reference |")
-    print("|---|---|---|---|---|---|")
-    for name, mine, theirs, mfu, ref in rows:
+    print("\n| model | ours tokens/s | Hugging Face tokens/s | ratio | bound | MFU | reference |")
+    print("|---|---|---|---|---|---|---|")
+    for name, mine, theirs, mfu, bound, ref in rows:
         ratio = f"{mine / theirs:.2f}x" if theirs else "-"
         hf_rate = f"{theirs:,.0f}" if theirs else "-"
-        mfu_text = f"{100 * mfu:.0f}%" if mfu else "-"
-        print(f"| {name} | {mine:,.0f} | {hf_rate} | {ratio} | {mfu_text} | {ref} |")
+        bound_text = f"{bound:.2f}x" if bound else "-"
+        print(f"| {name} | {mine:,.0f} | {hf_rate} | {ratio} | {bound_text} | {100 * mfu:.0f}% "
+              f"| {ref} |")
+    for name, text in profiles:
+        print(f"\n{name}: {text}")
 
 
 if __name__ == "__main__":
