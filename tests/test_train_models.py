@@ -15,6 +15,7 @@ from convergent.train.models.conv import causal_depthwise_conv
 from convergent.train.models.deltanet import chunk_gated_delta_rule, recurrent_gated_delta_rule
 from convergent.train.models.head_loss import linear_cross_entropy
 from convergent.train.models.mamba2 import chunk_ssd, recurrent_ssd
+from convergent.train.models.transformer import Attention, rotate
 from convergent.train.optim import build_optimizers, lr_factor, split_parameters
 
 TINY = ModelConfig(d_model=32, n_layers=2, n_heads=4, chunk_size=8, d_state=8)
@@ -168,6 +169,29 @@ def test_masked_loss_equals_the_masked_mean_of_full_logits(tied):
                           atol=1e-12)
     full = torch.nn.functional.cross_entropy(logits.reshape(-1, 40), tokens[:, 1:].reshape(-1))
     assert torch.allclose(model.loss(tokens), full, atol=1e-12)
+
+
+def test_attention_rope_equals_the_rotate_half_reference_with_gradients():
+    torch.manual_seed(0)
+    attention = Attention(ModelConfig(d_model=32, n_heads=4)).double()
+    x = torch.randn(2, 9, 32, dtype=torch.float64, requires_grad=True)
+
+    def reference(x):
+        q, k, v = attention.qkv(x).view(2, 9, 3, 4, 8).permute(2, 0, 3, 1, 4)
+        angles = torch.outer(torch.arange(9.0), 1e4 ** -(torch.arange(0, 8, 2) / 8))
+        angles = torch.cat((angles, angles), dim=-1)  # float32, as the model's cache
+        q, k = (rotate(z, angles.cos().double(), angles.sin().double()) for z in (q, k))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return attention.o_proj(out.transpose(1, 2).reshape(2, 9, 32))
+
+    weight = torch.randn(2, 9, 32, dtype=torch.float64)
+    params = (x, attention.qkv.weight)
+    ours = attention(x)
+    expected = reference(x)
+    assert torch.allclose(ours, expected, atol=1e-12)
+    for a, b in zip(torch.autograd.grad((ours * weight).sum(), params),
+                    torch.autograd.grad((expected * weight).sum(), params), strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_fused_head_cross_entropy_equals_the_unfused_pair():

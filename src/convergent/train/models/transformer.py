@@ -16,6 +16,36 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + torch.cat((-second, first), dim=-1) * sin
 
 
+def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+          out: torch.Tensor) -> torch.Tensor:
+    """Rotate-half rotation of x by angles with ``cos``/``sin`` [..., D/2] into ``out``."""
+    half = x.shape[-1] // 2
+    first, second = x[..., :half], x[..., half:]
+    torch.mul(first, cos, out=out[..., :half]).addcmul_(second, sin, value=-1)
+    torch.mul(second, cos, out=out[..., half:]).addcmul_(first, sin)
+    return out
+
+
+class _Rope(torch.autograd.Function):
+    """:func:`rotate` of q and k from the qkv projection [B, T, 2, H, D] at once, written
+    straight into the [2, B, H, T, D] layout attention wants, without the concatenation and
+    negation copies; the backward is the rotation by the opposite angles."""
+
+    @staticmethod
+    def forward(ctx, x, cos, sin):
+        ctx.save_for_backward(cos, sin)
+        b, t, two, h, d = x.shape
+        out = x.new_empty(two, b, h, t, d)
+        return _turn(x, cos, sin, out.permute(1, 3, 0, 2, 4)).permute(2, 0, 3, 1, 4)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        grad = grad.permute(1, 3, 0, 2, 4)  # back to [B, T, 2, H, D]
+        return _turn(grad, cos, -sin, torch.empty(grad.shape, dtype=grad.dtype,
+                                                  device=grad.device)), None, None
+
+
 class Attention(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -29,16 +59,15 @@ class Attention(nn.Module):
         if self._cache is None or self._cache[0] < t or self._cache[1].device != device:
             inv = 1.0 / self.theta ** (torch.arange(0, self.dim, 2, device=device) / self.dim)
             angles = torch.outer(torch.arange(t, device=device, dtype=torch.float32), inv)
-            angles = torch.cat((angles, angles), dim=-1)
-            self._cache = (t, angles.cos(), angles.sin())
-        return self._cache[1][:t], self._cache[2][:t]
+            self._cache = (t, angles.cos()[:, None, None], angles.sin()[:, None, None])
+        return self._cache[1][:t], self._cache[2][:t]  # [T, 1, 1, D/2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, _ = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(x).view(b, t, 3, self.heads, self.dim)
         cos, sin = self._rope(t, x.device)
-        q, k = rotate(q, cos.to(q.dtype), sin.to(q.dtype)), rotate(k, cos.to(k.dtype),
-                                                                  sin.to(k.dtype))
+        q, k = _Rope.apply(qkv[:, :, :2], cos.to(x.dtype), sin.to(x.dtype))
+        v = qkv[:, :, 2].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.dim))
 
