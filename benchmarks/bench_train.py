@@ -17,7 +17,10 @@ target above it cannot be met with the same math at equal config.
 largest other operations (torch.profiler, after the timing).
 
     .venv/bin/python benchmarks/bench_train.py [--width 512] [--layers 4] [--seq 256]
-        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3] [--profile]
+        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3] [--clock wall|cpu] [--profile]
+
+On a machine shared with other jobs, ``--threads 1 --clock cpu`` (process CPU time) is far
+less noisy than wall time; the two sides' repeats are interleaved either way.
 """
 
 from __future__ import annotations
@@ -36,30 +39,40 @@ from convergent.train.models.common import ffn_width
 from convergent.train.models.deltanet import GatedDeltaNet
 
 
-def matmul_peak(size: int = 1024, repeats: int = 20) -> float:
+def matmul_peak(now: Callable[[], float], size: int = 1024, repeats: int = 20) -> float:
     """Best float32 GFLOP/s of a square matmul."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     for _ in range(3):
         a @ b
     best = 0.0
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = now()
         a @ b
-        best = max(best, 2 * size**3 / (time.perf_counter() - start) / 1e9)
+        best = max(best, 2 * size**3 / (now() - start) / 1e9)
     return best
 
 
-def time_steps(step: Callable[[], None], steps: int, repeats: int) -> float:
-    """Median seconds per call of ``step`` (after two warm-up calls)."""
-    step()
-    step()
-    times = []
+def time_steps(fns: list[Callable[[], None] | None], steps: int, repeats: int,
+               now: Callable[[], float]) -> list[float | None]:
+    """Median seconds per call of each step function (after two warm-up calls each).
+
+    The repeats of the functions are interleaved, so that load from other processes that
+    drifts during the run hits every side alike.
+    """
+    for fn in fns:
+        if fn is not None:
+            fn()
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
+        for fn, record in zip(fns, times, strict=True):
+            if fn is None:
+                continue
+            start = now()
+            for _ in range(steps):
+                fn()
+            record.append((now() - start) / steps)
+    return [statistics.median(t) if t else None for t in times]
 
 
 def lm_step(model: nn.Module, ids: torch.Tensor, hf: bool) -> Callable[[], None]:
@@ -158,9 +171,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time, for --threads 1 on a shared machine")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one step of each of our models")
     args = parser.parse_args()
+    if args.clock == "cpu" and args.threads != 1:
+        parser.error("--clock cpu measures one thread: use it with --threads 1")
+    now = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
     import transformers.utils.logging as hf_logging
@@ -169,8 +187,8 @@ def main() -> None:
     torch.manual_seed(0)
     tokens = args.batch * args.seq
     ids = torch.randint(0, args.vocab, (args.batch, args.seq + 1))
-    peak = matmul_peak()
-    print(f"threads {torch.get_num_threads()}, matmul peak {peak:.1f} GFLOP/s; "
+    peak = matmul_peak(now)
+    print(f"threads {torch.get_num_threads()}, {args.clock} clock, matmul peak {peak:.1f} GFLOP/s; "
           f"width {args.width}, layers {args.layers}, seq {args.seq}, batch {args.batch}, "
           f"vocab {args.vocab}")
     heads = max(1, args.width // 64)
@@ -181,8 +199,7 @@ def main() -> None:
     profiles = []
 
     def pair(name, ours, theirs, ours_step, theirs_step, flops):
-        t_ours = time_steps(ours_step, args.steps, args.repeats)
-        t_hf = time_steps(theirs_step, args.steps, args.repeats) if theirs_step else None
+        t_ours, t_hf = time_steps([ours_step, theirs_step], args.steps, args.repeats, now)
         mfu = flops * tokens / t_ours / 1e9 / peak
         bound = t_hf / (flops * tokens / 1e9 / peak) if t_hf else None  # = ratio / MFU
         rows.append((name, tokens / t_ours, tokens / t_hf if t_hf else None, mfu, bound, theirs))
