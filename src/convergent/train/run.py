@@ -227,8 +227,11 @@ def train(
         complete = config.arch == "ppmi" or ckpts[-1][0] >= config.embedding.epochs
         write_manifest(run_dir, config, complete=complete)
         return RunResult(run_dir, config, complete, ckpts[-1][0], ckpts[-1][1], None, ckpts)
+    from convergent.train.allocator import keep_freed_memory
     from convergent.train.loop import train_loop
     from convergent.train.models import build_model
+
+    keep_freed_memory()
 
     if batches is None:
         batches = make_batches(stream, tok, config)
