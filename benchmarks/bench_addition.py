@@ -4,7 +4,8 @@ Measures, with one torch thread, the CPU time (``time.process_time``, which a sh
 machine inflates far less than wall time) of a training step of each of the four settings
 at the quick preset's scale, Muon's Newton-Schulz in torch's bfloat16 versus the float32 of
 ``convergent.train.muon.Muon`` (the ratio is the speed-up), and one checkpoint evaluation
-(2000 test problems plus the number analysis of 1000 embedding rows). Prints the
+(2000 test problems plus the number analysis of 1000 embedding rows), and the same Muon
+comparison for the engine's quick text preset. Prints the
 extrapolated wall time of the quick preset on 2 idle cores: total CPU / 2 (two runs at a
 time, one thread each).
 
@@ -44,6 +45,30 @@ def step_cost(setting, config, steps: int, float32_ns: bool) -> tuple[float, flo
         optimizers.step()
     return (1000 * (time.process_time() - cpu) / steps,
             1000 * (time.perf_counter() - wall) / steps)
+
+
+def text_muon_cost(steps: int, float32_ns: bool) -> float:
+    """CPU ms per step of ``convergent train --preset quick --arch transformer --optimizer
+    muon`` on a fixed random batch (the engine's text runs, for issue 4's comparison)."""
+    from convergent.train.models import build_model
+    from convergent.train.optim import build_optimizers
+    from convergent.train.presets import preset
+
+    config = preset("quick", "transformer", optimizer="muon")
+    torch.manual_seed(0)
+    model = build_model("transformer", config.model, config.vocab_size)
+    optimizers = build_optimizers(model, config)
+    optimizers.parts["muon"].float32 = float32_ns
+    tokens = torch.randint(0, config.vocab_size, (config.batch_size, config.seq_len + 1))
+    mask = torch.ones(config.batch_size, config.seq_len, dtype=torch.bool)
+    for i in range(steps + 3):
+        if i == 3:
+            cpu = time.process_time()
+        loss = model.loss(tokens, mask)
+        optimizers.zero_grad()
+        loss.backward()
+        optimizers.step()
+    return 1000 * (time.process_time() - cpu) / steps
 
 
 def eval_cost(config) -> float:
@@ -88,6 +113,9 @@ def main() -> None:
     total_cpu += evaluation * n_evals
     print(f"quick preset, one seed: {total_cpu / 60:.1f} CPU-minutes -> about "
           f"{total_cpu / 2 / 60:.1f} min on 2 idle cores")
+    fast, slow = text_muon_cost(10, True), text_muon_cost(10, False)
+    print(f"train --preset quick --arch transformer --optimizer muon: {fast:.0f} ms CPU/step "
+          f"(torch bf16 Newton-Schulz {slow:.0f} ms, {slow / fast:.1f}x slower)")
 
 
 if __name__ == "__main__":
