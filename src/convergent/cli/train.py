@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from convergent.train import TrainConfig, train
-    from convergent.train.config import with_changes
+    from convergent.train.config import parse_assignments, with_changes
     from convergent.train.presets import preset
 
     changes = {"optimizer": args.optimizer, "perturb": args.perturb, "tokens": args.tokens,
@@ -93,21 +93,3 @@ def _default_name(preset_name: str, config: Any) -> str:
         parts.append(config.perturb)
     return "-".join(parts)
 
-
-def parse_assignments(items: list[str]) -> dict[str, Any]:
-    """``["model.d_model=256", "perturb=swap"]`` -> ``{"model.d_model": 256, ...}``."""
-    import json
-
-    from convergent.errors import ConvergentError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise ConvergentError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        out[key.strip()] = value
-    return out

@@ -86,6 +86,10 @@ def build_task_spec(args: argparse.Namespace):
                "warmup_tokens": int(defaults["warmup_fraction"] * tokens),
                "checkpoint_every": max(per_step, tokens // defaults["checkpoints"])}
     config = base.replace(**{k: v for k, v in changes.items() if v is not None})
+    if getattr(args, "set", None):
+        from convergent.train.config import parse_assignments, with_changes
+
+        config = with_changes(config, parse_assignments(args.set))
     train_pairs = args.train_pairs
     if train_pairs is None:  # the default, or all pairs outside the test set if fewer
         space = 10 ** (2 * task.digits) - args.test_pairs

@@ -226,3 +226,18 @@ def _build(kind: type, data: Any, where: str) -> Any:
     if unknown:
         raise ConvergentError(f"{where}: unknown field(s) {', '.join(unknown)}")
     return kind(**data)
+
+
+def parse_assignments(items: list[str]) -> dict[str, Any]:
+    """``["model.d_model=256", "perturb=swap"]`` -> ``{"model.d_model": 256, ...}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConvergentError(f"--set {item!r}: expected KEY=VALUE, e.g. model.d_model=256")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        out[key.strip()] = value
+    return out
