@@ -131,7 +131,7 @@ def test_a_source_without_unembedding_is_refused(tmp_path, monkeypatch, capsys) 
 
     monkeypatch.setattr(sources, "open_source", lambda spec: NoHead())
     assert main(["origins", *TINY, "--compare-lm", "enc", "--out", str(tmp_path)]) == 2
-    assert "no unembedding()" in capsys.readouterr().err
+    assert "has no output embedding" in capsys.readouterr().err
     assert not (tmp_path / "results.json").exists()
 
 

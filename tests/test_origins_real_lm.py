@@ -8,7 +8,6 @@ import pytest
 from convergent.errors import ConvergentError
 from convergent.origins.metrics import mean_abs_offdiagonal
 from convergent.origins.real_lm import (
-    _read_analogy_file,
     concept_pairs,
     lm_concept_geometry,
     single_token_rows,
@@ -92,15 +91,7 @@ def test_bad_inputs_raise() -> None:
         lm_concept_geometry(g, tokens, {"gender": PAIRS["gender"], "x": [("zz", "yy")]})
 
 
-def test_analogy_pairs_from_gensim_and_from_a_file(tmp_path) -> None:
+def test_analogy_pairs_from_gensim() -> None:
     pytest.importorskip("gensim")
     pairs = concept_pairs()
     assert len(pairs) == 14 and ("bad", "worse") in pairs["gram3-comparative"]
-    path = tmp_path / "q.txt"
-    path.write_text(": family\nboy girl brother sister\nboy girl king queen\n")
-    assert _read_analogy_file(path) == {
-        "family": [("boy", "girl"), ("brother", "sister"), ("king", "queen")]
-    }
-    path.write_text("boy girl\n")
-    with pytest.raises(ConvergentError, match="expected"):
-        _read_analogy_file(path)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,51 +129,10 @@ def lm_concept_geometry(
 
 def concept_pairs(spec: str = "google-analogy") -> dict[str, list[tuple[str, str]]]:
     """Concept -> (base, target) pairs: ``google-analogy`` (gensim's questions-words.txt) or a
-    pairs file, through the shared loader :func:`convergent.linearity.pairs.load_pairs`.
+    pairs file, through the shared loader :func:`convergent.linearity.pairs.load_pairs`."""
+    from convergent.linearity.pairs import load_pairs
 
-    TODO: drop the fallback reader below once ``convergent.linearity`` (issue 6) is released.
-    """
-    try:
-        from convergent.linearity.pairs import load_pairs
-    except ImportError:
-        load_pairs = None
-    if load_pairs is not None:
-        return {name: list(pairs) for name, pairs in load_pairs(spec).relations.items()}
-    if spec != "google-analogy":
-        return _read_analogy_file(spec)
-    try:
-        from gensim.test.utils import datapath
-    except ModuleNotFoundError:
-        raise ConvergentError(
-            "the analogy pairs need gensim (install convergent with the 'words' extra)"
-        ) from None
-    return _read_analogy_file(datapath("questions-words.txt"))
-
-
-def _read_analogy_file(path: str | Path) -> dict[str, list[tuple[str, str]]]:
-    """Fallback reader of the analogy format: ``: section`` lines, then ``a b c d`` lines
-    giving the pairs a->b and c->d."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConvergentError(f"{path}: no such analogy file")
-    concepts: dict[str, list[tuple[str, str]]] = {}
-    current: list[tuple[str, str]] | None = None
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(":"):
-            current = concepts.setdefault(line[1:].strip(), [])
-            continue
-        words = line.split()
-        if current is None or len(words) != 4:
-            raise ConvergentError(f"{path}:{number}: expected ': section' or four words")
-        for pair in ((words[0], words[1]), (words[2], words[3])):
-            if pair not in current:
-                current.append(pair)
-    if not concepts:
-        raise ConvergentError(f"{path}: no analogy sections found")
-    return concepts
+    return {name: list(pairs) for name, pairs in load_pairs(spec).relations.items()}
 
 
 def open_unembedding(spec: str) -> tuple[np.ndarray, list[str], str]:
@@ -187,8 +145,8 @@ def open_unembedding(spec: str) -> tuple[np.ndarray, list[str], str]:
         raise ConvergentError(f"--compare-lm {spec}: {err}") from None
     if not hasattr(source, "unembedding"):
         raise ConvergentError(
-            f"--compare-lm {spec}: this source has no unembedding() in this version of "
-            "convergent (it comes with convergent.sources.hf)"
+            f"--compare-lm {spec}: this source has no output embedding (use a language "
+            "model: hf:DIR, smollm2-135m)"
         )
     values, tokens = source.unembedding()
     return np.asarray(values), list(tokens), str(getattr(source, "name", spec))
