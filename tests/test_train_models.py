@@ -82,14 +82,19 @@ def test_ssd_chunked_equals_recurrent(t, chunk):
                           atol=1e-10)
 
 
+def ssd_inputs(seed: int, batch: int, t: int, heads: int, p: int, n: int, a_scale: float):
+    """Random float64 (x, dt, a, b, c) for the SSD kernels, requiring gradients."""
+    g = torch.Generator().manual_seed(seed)
+    inputs = (torch.randn(batch, t, heads, p, generator=g, dtype=torch.float64),
+              torch.rand(batch, t, heads, generator=g, dtype=torch.float64),
+              -torch.rand(heads, generator=g, dtype=torch.float64) * a_scale,
+              torch.randn(batch, t, n, generator=g, dtype=torch.float64),
+              torch.randn(batch, t, n, generator=g, dtype=torch.float64))
+    return [x.requires_grad_() for x in inputs], g
+
+
 def test_ssd_chunked_gradients_equal_recurrent_gradients():
-    g = torch.Generator().manual_seed(2)
-    inputs = (torch.randn(2, 19, 3, 4, generator=g, dtype=torch.float64),
-              torch.rand(2, 19, 3, generator=g, dtype=torch.float64),
-              -torch.rand(3, generator=g, dtype=torch.float64) * 4,
-              torch.randn(2, 19, 5, generator=g, dtype=torch.float64),
-              torch.randn(2, 19, 5, generator=g, dtype=torch.float64))
-    inputs = [x.requires_grad_() for x in inputs]
+    inputs, g = ssd_inputs(2, batch=2, t=19, heads=3, p=4, n=5, a_scale=4)
     weight = torch.randn(2, 19, 3, 4, generator=g, dtype=torch.float64)
     chunked = torch.autograd.grad((chunk_ssd(*inputs, 4) * weight).sum(), inputs)
     plain = torch.autograd.grad((recurrent_ssd(*inputs) * weight).sum(), inputs)
@@ -98,13 +103,7 @@ def test_ssd_chunked_gradients_equal_recurrent_gradients():
 
 
 def test_ssd_hand_written_backward_passes_gradcheck():
-    g = torch.Generator().manual_seed(4)
-    args = (torch.randn(1, 7, 2, 2, generator=g, dtype=torch.float64),
-            torch.rand(1, 7, 2, generator=g, dtype=torch.float64),
-            -torch.rand(2, generator=g, dtype=torch.float64) * 2,
-            torch.randn(1, 7, 3, generator=g, dtype=torch.float64),
-            torch.randn(1, 7, 3, generator=g, dtype=torch.float64))
-    args = tuple(x.requires_grad_() for x in args)
+    args, _ = ssd_inputs(4, batch=1, t=7, heads=2, p=2, n=3, a_scale=2)
     assert torch.autograd.gradcheck(lambda *a: chunk_ssd(*a, 3), args)
 
 
