@@ -92,4 +92,3 @@ def _default_name(preset_name: str, config: Any) -> str:
     if config.perturb:
         parts.append(config.perturb)
     return "-".join(parts)
-

@@ -28,8 +28,6 @@ from convergent.extract.sites import SiteTable
 from convergent.train.models.common import LanguageModel
 from convergent.train.models.lstm import LSTMStack
 
-CONTEXTUAL_OPTIONS = ("templates", "pooling", "batch_size")
-
 
 @dataclass(frozen=True)
 class RunExtraction:
@@ -126,15 +124,21 @@ def load_network(folder: Path, config: dict[str, Any], vocab_size: int) -> Langu
     return model.eval()
 
 
-def n_layers(config: dict[str, Any]) -> int:
-    return int(config.get("model", {}).get("n_layers", 0))
+@dataclass(frozen=True)
+class ContextStates:
+    """States at the numbers in context: one [n, d] float32 array per site."""
+
+    numbers: list[int]
+    token_ids: list[tuple[int, ...]]
+    rows: dict[str, Any]
+    pooling: str
+    templates: tuple[str, ...]
 
 
 def contextual_rows(folder: Path, config: dict[str, Any], tokenizer: Any,
                     numbers: Sequence[int], sites: Sequence[str],
-                    options: RunExtraction) -> tuple[list[int], list[tuple[int, ...]],
-                                                     dict[str, Any]]:
-    """(numbers kept, their own token ids, site -> [n, d] float32 numpy) for ``sites``."""
+                    options: RunExtraction) -> ContextStates:
+    """The states at ``sites`` of every number the tokenizer writes (without [UNK])."""
     from transformers import PreTrainedTokenizerFast
 
     from convergent.extract.engine import Engine, EngineConfig, item_tokens
@@ -154,5 +158,6 @@ def contextual_rows(folder: Path, config: dict[str, Any], tokenizer: Any,
         kind="numbers", pooling=options.pooling, batch_size=int(options.batch_size))
     engine = Engine(EngineModel(model, arch).eval(), fast, site_table(arch), engine_config)
     rows = engine.contextual_rows([items[i] for i in kept])
-    return ([int(numbers[i]) for i in kept], [own[i] for i in kept],
-            {site: rows[site].float().numpy() for site in sites})
+    return ContextStates([int(numbers[i]) for i in kept], [own[i] for i in kept],
+                         {site: rows[site].float().numpy() for site in sites},
+                         options.pooling, engine_config.templates)

@@ -86,13 +86,12 @@ class CheckpointSource:
         states = self._contextual(numbers, contextual) if contextual else None
         out = []
         for site in canonical:
-            if site in contextual:
-                assert states is not None
-                kept, own, rows = states[0], states[1], states[2][site]
-                meta = {**self._meta(False, "context", rows), "pooling": states[3],
-                        "templates": list(states[4])}
-                out.append(Representation(rows, tuple(kept), self.name, site,
-                                          token_ids=tuple(own), meta=meta))
+            if states is not None and site in contextual:
+                rows = states.rows[site]
+                meta = {**self._meta(False, "context", rows), "pooling": states.pooling,
+                        "templates": list(states.templates)}
+                out.append(Representation(rows, tuple(states.numbers), self.name, site,
+                                          token_ids=tuple(states.token_ids), meta=meta))
                 continue
             if classical:
                 values, row_of, tied, key = self._classical(site)
@@ -113,15 +112,12 @@ class CheckpointSource:
                 "optimizer": self.config.get("optimizer"),
                 "perturb": self.config.get("perturb"), "weights_sha": array_hash(values)}
 
-    def _contextual(self, numbers: Sequence[int], sites: list[str]) -> tuple:
-        """(kept numbers, own token ids, site -> rows, pooling, templates)."""
-        from convergent.extract.templates import check_templates
+    def _contextual(self, numbers: Sequence[int], sites: list[str]) -> Any:
+        """The states at the contextual ``sites`` (a ``run_layers.ContextStates``)."""
         from convergent.sources.run_layers import RunExtraction, contextual_rows
 
-        options = RunExtraction.from_options(self.options)
-        kept, own, rows = contextual_rows(self.folder, self.config, self.tokenizer, numbers,
-                                          sites, options)
-        return kept, own, rows, options.pooling, check_templates(options.templates, "numbers")
+        return contextual_rows(self.folder, self.config, self.tokenizer, numbers, sites,
+                               RunExtraction.from_options(self.options))
 
     def _neural(self, site: str) -> tuple[np.ndarray, bool, str]:
         file = self.folder / "model.safetensors"

@@ -88,13 +88,12 @@ def random_state(model) -> dict:
             "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
 
 
-def restore(model, folder: Path, state: dict) -> None:
-    """Put a checkpoint's vectors and random state into a model with the same vocabulary."""
+def restore(model, ids: np.ndarray, folder: Path, state: dict) -> None:
+    """Put a checkpoint's vectors and random state into a model whose vocabulary is ``ids``."""
     from convergent.errors import ConvergentError
     from convergent.train.checkpoint import load_tensors
 
     tensors = load_tensors(folder / "vectors.safetensors")
-    ids = np.asarray([int(w) for w in model.wv.index_to_key], dtype=np.int64)
     saved = state.get("random")
     if saved is None or not np.array_equal(tensors["token_ids"].numpy(), ids):
         raise ConvergentError(f"{folder}: cannot resume word2vec from it (no random state, "
@@ -127,7 +126,7 @@ def train_word2vec(run_dir: Path, config: TrainConfig, docs: list[np.ndarray],
     done = 0
     if done_before:
         newest = done_before[-1]
-        restore(model, newest.path, read_state(newest.path, verify=True))
+        restore(model, ids, newest.path, read_state(newest.path, verify=True))
         done = newest.step
         if progress:
             print(f"word2vec: resuming after epoch {done}/{e.epochs}")
