@@ -79,7 +79,7 @@ class CheckpointSource:
         from convergent.train.tokenize import number_token_ids
 
         canonical = self.sites(sites)
-        read_state(self.folder, verify=True)
+        state = read_state(self.folder, verify=True)
         ids = number_token_ids(self.tokenizer, numbers)
         classical = self.classical
         contextual = [s for s in canonical if s not in STATIC_SITES]
@@ -89,7 +89,8 @@ class CheckpointSource:
             if states is not None and site in contextual:
                 rows = states.rows[site]
                 meta = {**self._meta(False, "context", rows), "pooling": states.pooling,
-                        "templates": list(states.templates)}
+                        "templates": list(states.templates),
+                        "weights_sha": state.get("sha256", {}).get("model.safetensors")}
                 out.append(Representation(rows, tuple(states.numbers), self.name, site,
                                           token_ids=tuple(states.token_ids), meta=meta))
                 continue
