@@ -33,8 +33,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from convergent.train.allocator import keep_freed_memory
 from convergent.train.config import ModelConfig
-from convergent.train.models import build_model
+from convergent.train.models import build_model, compile_blocks
 from convergent.train.models.common import ffn_width
 from convergent.train.models.deltanet import GatedDeltaNet
 
@@ -168,11 +169,15 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--vocab", type=int, default=8192)
+    parser.add_argument("--d-state", type=int, default=64, help="Mamba-2 state width")
+    parser.add_argument("--chunk", type=int, default=64, help="linear-RNN chunk length")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: process CPU time, for --threads 1 on a shared machine")
+    parser.add_argument("--no-compile", dest="compile", action="store_false",
+                        help="skip the torch.compile'd variant of our models")
     parser.add_argument("--profile", action="store_true",
                         help="also profile one step of each of our models")
     args = parser.parse_args()
@@ -181,6 +186,7 @@ def main() -> None:
     now = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as `convergent train` does; process-wide, so both sides get it
     import transformers.utils.logging as hf_logging
 
     hf_logging.set_verbosity_error()
@@ -193,47 +199,71 @@ def main() -> None:
           f"vocab {args.vocab}")
     heads = max(1, args.width // 64)
     base = ModelConfig(d_model=args.width, n_layers=args.layers, n_heads=heads, head_dim=0,
-                       d_state=64, chunk_size=64)
+                       d_state=args.d_state, chunk_size=args.chunk)
+    mamba_cfg = ModelConfig(**{**base.__dict__, "head_dim": 64})
     rows = []
-
     profiles = []
 
-    def pair(name, ours, theirs, ours_step, theirs_step, flops):
-        t_ours, t_hf = time_steps([ours_step, theirs_step], args.steps, args.repeats, now)
-        mfu = flops * tokens / t_ours / 1e9 / peak
+    def pair(name, theirs, ours_step, compiled_step, theirs_step, flops):
+        if compiled_step is not None and args.compile:
+            started = time.perf_counter()
+            compiled_step()
+            compile_notes.append(f"{name}: compiled in {time.perf_counter() - started:.0f} s")
+        else:
+            compiled_step = None
+        t_ours, t_comp, t_hf = time_steps([ours_step, compiled_step, theirs_step], args.steps,
+                                          args.repeats, now)
+        best = min(t for t in (t_ours, t_comp) if t is not None)
+        mfu = flops * tokens / best / 1e9 / peak
         bound = t_hf / (flops * tokens / 1e9 / peak) if t_hf else None  # = ratio / MFU
-        rows.append((name, tokens / t_ours, tokens / t_hf if t_hf else None, mfu, bound, theirs))
+        rows.append((name, t_ours, t_comp, t_hf, mfu, bound, theirs))
         if args.profile:
             profiles.append((name, profile_step(ours_step)))
 
-    ours = build_model("transformer", base, args.vocab)
-    pair("Transformer", ours, "LlamaForCausalLM", lm_step(ours, ids, False),
-         lm_step(hf_llama(base, args.vocab, args.seq), ids, True),
-         flops_per_token(ours, args.layers, args.width, args.seq))
-    mamba_cfg = ModelConfig(**{**base.__dict__, "head_dim": 64})
-    ours = build_model("mamba2", mamba_cfg, args.vocab)
-    pair("Mamba-2", ours, "Mamba2ForCausalLM", lm_step(ours, ids, False),
-         lm_step(hf_mamba2(mamba_cfg, args.vocab), ids, True),
-         flops_per_token(ours, args.layers, 0, args.seq))
+    def language_model(arch: str, config: ModelConfig, compiled: bool) -> nn.Module:
+        model = build_model(arch, config, args.vocab)
+        return compile_blocks(model) if compiled else model
+
+    compile_notes: list[str] = []
+    for arch, name, config, theirs, hf_model in (
+        ("transformer", "Transformer", base, "LlamaForCausalLM",
+         lambda: hf_llama(base, args.vocab, args.seq)),
+        ("mamba2", "Mamba-2", mamba_cfg, "Mamba2ForCausalLM",
+         lambda: hf_mamba2(mamba_cfg, args.vocab)),
+    ):
+        ours = language_model(arch, config, False)
+        pair(name, theirs, lm_step(ours, ids, False),
+             lm_step(language_model(arch, config, True), ids, False),
+             lm_step(hf_model(), ids, True), flops_per_token(ours, config.n_layers
+                                                              if arch == "transformer" else 0,
+                                                              args.width, args.seq))
     x = torch.randn(args.batch, args.seq, args.width, requires_grad=False)
-    ours_layer = GatedDeltaNet(base)
-    pair("Gated DeltaNet (layer)", ours_layer, "Qwen3NextGatedDeltaNet",
-         mixer_step(ours_layer, x), mixer_step(hf_gdn(base), x),
+    ours_layer, compiled_layer = GatedDeltaNet(base), GatedDeltaNet(base)
+    compiled_layer.compile()
+    pair("Gated DeltaNet (layer)", "Qwen3NextGatedDeltaNet", mixer_step(ours_layer, x),
+         mixer_step(compiled_layer, x), mixer_step(hf_gdn(base), x),
          6 * sum(p.numel() for p in ours_layer.parameters() if p.ndim == 2))
-    ours = build_model("lstm", base, args.vocab)
-    pair("LSTM", ours, "(none in transformers)", lm_step(ours, ids, False), None,
+    ours = language_model("lstm", base, False)
+    pair("LSTM", "(none in transformers)", lm_step(ours, ids, False), None, None,
          flops_per_token(ours, 0, 0, args.seq))
-    print("\n| model | ours tokens/s | Hugging Face tokens/s | ratio | bound | MFU | reference |")
-    print("|---|---|---|---|---|---|---|")
-    for name, mine, theirs, mfu, bound, ref in rows:
-        ratio = f"{mine / theirs:.2f}x" if theirs else "-"
-        hf_rate = f"{theirs:,.0f}" if theirs else "-"
+
+    def rate(t: float | None) -> str:
+        return f"{tokens / t:,.0f}" if t else "-"
+
+    def ratio(t: float | None, t_hf: float | None) -> str:
+        return f"{t_hf / t:.2f}x" if t and t_hf else "-"
+
+    print("\n| model | ours tokens/s | ours compiled | Hugging Face | ratio | compiled ratio "
+          "| bound | MFU | reference |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, t_ours, t_comp, t_hf, mfu, bound, ref in rows:
         bound_text = f"{bound:.2f}x" if bound else "-"
-        print(f"| {name} | {mine:,.0f} | {hf_rate} | {ratio} | {bound_text} | {100 * mfu:.0f}% "
-              f"| {ref} |")
+        print(f"| {name} | {rate(t_ours)} | {rate(t_comp)} | {rate(t_hf)} | {ratio(t_ours, t_hf)} "
+              f"| {ratio(t_comp, t_hf)} | {bound_text} | {100 * mfu:.0f}% | {ref} |")
+    for note in compile_notes:
+        print(note)
     for name, text in profiles:
         print(f"\n{name}: {text}")
-
 
 if __name__ == "__main__":
     main()

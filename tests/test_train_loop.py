@@ -1,4 +1,5 @@
-"""The training loop: falling loss, exact resume after a kill, config and checkpoint errors."""
+"""The training loop: falling loss, exact resume after a kill, config and checkpoint errors,
+--compile."""
 
 from __future__ import annotations
 
@@ -118,3 +119,28 @@ def test_perturbed_runs_train(corpus, tmp_path, perturb):
         assert batch.mask is not None and batch.tokens.shape == (8, 17)
     else:
         assert batch.mask is None and batch.tokens.shape == (8, 17)
+
+
+def test_compiled_run_trains_and_resumes_to_the_same_weights(corpus, tmp_path):
+    config = tiny_config(corpus, tokens=16 * 8 * 8)
+    straight = train(config, tmp_path / "straight", progress=False, compile=True)
+    metrics = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert straight.complete and metrics[-1]["loss"] < metrics[0]["loss"] - 0.3
+    train(config, tmp_path / "resumed", progress=False, compile=True, stop_after=6)
+    assert [c.step for c in list_checkpoints(tmp_path / "resumed")] == [0, 4]
+    train(config, tmp_path / "resumed", progress=False, compile=True)
+    a = load_file(str(tmp_path / "straight/checkpoints/step-00000008/model.safetensors"))
+    b = load_file(str(tmp_path / "resumed/checkpoints/step-00000008/model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_compiler_failure_is_one_line_before_any_checkpoint(corpus, tmp_path, monkeypatch):
+    import torch._inductor.config as inductor
+
+    torch._dynamo.reset()
+    monkeypatch.setattr(inductor, "force_disable_caches", True)
+    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))
+    with pytest.raises(ConvergentError, match=r"--compile failed.*run without --compile"):
+        train(tiny_config(corpus), tmp_path / "run", progress=False, compile=True)
+    assert not list_checkpoints(tmp_path / "run")
+    torch._dynamo.reset()

@@ -9,7 +9,7 @@ import torch
 
 from convergent.errors import ConvergentError
 from convergent.train.config import ModelConfig, TrainConfig
-from convergent.train.models import build_model, set_mode
+from convergent.train.models import build_model, compile_blocks, set_mode
 from convergent.train.models.common import CausalConv
 from convergent.train.models.conv import causal_depthwise_conv
 from convergent.train.models.deltanet import chunk_gated_delta_rule, recurrent_gated_delta_rule
@@ -244,3 +244,24 @@ def test_keep_freed_memory_is_accepted_by_glibc():
 
     accepted = keep_freed_memory()
     assert accepted or not sys.platform.startswith("linux")
+
+
+@pytest.mark.parametrize("arch", ["transformer", "mamba2", "gdn"])
+def test_compiled_blocks_give_the_eager_loss_and_gradients(arch):
+    config = ModelConfig(d_model=32, n_layers=2, n_heads=2, head_dim=16 if arch == "mamba2"
+                         else 0, chunk_size=8, d_state=8)
+    torch.manual_seed(0)
+    eager = build_model(arch, config, 97)
+    compiled = build_model(arch, config, 97)
+    compiled.load_state_dict(eager.state_dict())
+    compile_blocks(compiled)
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # checkpoint names kept
+    tokens = torch.randint(0, 97, (8, 17))  # T = head_dim once broke Inductor on our RoPE
+    losses = []
+    for model in (eager, compiled):
+        loss = model.loss(tokens)
+        loss.backward()
+        losses.append(loss.detach())
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    for (name, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)

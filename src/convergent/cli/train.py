@@ -40,6 +40,9 @@ def register(subparsers: Any) -> None:
                    "CPU; the torch default otherwise)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/PRESET-ARCH[-OPTIMIZER][-PERTURB])")
+    p.add_argument("--compile", action="store_true",
+                   help="compile the model's blocks with torch.compile: 1.05-1.4x faster "
+                   "steps after a 25-45 s compile; for runs longer than a few minutes")
     p.add_argument("--no-progress", action="store_true")
     from convergent.tasks.cli_support import add_task_arguments
 
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
               else "one pass")
     print(f"training {config.arch} into {out} ({budget}, perturbation "
           f"{config.perturb or 'none'})")
-    result = train(config, out, progress=not args.no_progress)
+    result = train(config, out, progress=not args.no_progress, compile=args.compile)
     loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
     print(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
     print(f"next: convergent numbers run:{out} --numbers 0:100 --dynamics --out {out}/numbers")

@@ -113,7 +113,7 @@ def run_task_training(args: argparse.Namespace) -> int:
     out = getattr(args, "out", None) or Path("runs") / f"{spec.task.spec}-{spec.config.optimizer}"
     progress = not getattr(args, "no_progress", False)
     print(f"training {spec.task.name} ({spec.config.arch}, {spec.config.optimizer}) into {out}")
-    train_task(spec, out, progress=progress)
+    train_task(spec, out, progress=progress, compile=args.compile)
     points = evaluate_run(out, progress=progress)
     print_dynamics(points)
     print(f"next: convergent numbers run:{out} --numbers 0:{spec.task.base} --dynamics "

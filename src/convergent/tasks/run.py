@@ -66,7 +66,7 @@ def _check_task_file(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def train_task(spec: TaskRunSpec, out: str | Path, progress: bool = True,
-               stop_after: int | None = None) -> Any:
+               stop_after: int | None = None, compile: bool = False) -> Any:
     """Train (or resume) the task run into ``out``; returns the engine's ``RunResult``."""
     from convergent.train.run import prepare_run_dir, train
 
@@ -76,7 +76,7 @@ def train_task(spec: TaskRunSpec, out: str | Path, progress: bool = True,
     split = AdditionSplit(spec.task, spec.split)
     batches = AdditionBatches(split, config.batch_size, config.seed, spec.loss_on)
     return train(config, run_dir, batches=batches, tokenizer=spec.task.tokenizer(),
-                 progress=progress, stop_after=stop_after)
+                 progress=progress, stop_after=stop_after, compile=compile)
 
 
 def load_task_run(run_dir: str | Path) -> tuple[dict[str, Any], AdditionTask, AdditionSplit,

@@ -198,6 +198,7 @@ def train(
     tokenizer: Any = None,
     progress: bool = True,
     stop_after: int | None = None,
+    compile: bool = False,
 ) -> RunResult:
     """Train (or resume) the run ``config`` in folder ``out``.
 
@@ -205,6 +206,8 @@ def train(
     ``tokenizer`` (a ``tokenizers.Tokenizer``) it uses so the run stays a source.
     ``stop_after`` stops after that many steps without a checkpoint (a simulated kill);
     for word2vec it counts epochs, each of which ends with a checkpoint.
+    ``compile`` compiles the neural blocks with ``torch.compile`` (see
+    :mod:`convergent.train.compiled`): same math, different rounding, faster long runs.
     """
     import torch
 
@@ -237,6 +240,10 @@ def train(
         batches = make_batches(stream, tok, config)
     torch.manual_seed(config.seed)
     model = build_model(config.arch, config.model, tok.get_vocab_size())
+    if compile:
+        from convergent.train.compiled import compile_for_training
+
+        compile_for_training(model, batches.batch(0))
     write_manifest(run_dir, config, complete=False)
     loop = train_loop(model, batches, config, run_dir,
                       on_checkpoint=lambda: write_manifest(run_dir, config, complete=False),

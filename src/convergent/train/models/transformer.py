@@ -66,7 +66,12 @@ class Attention(nn.Module):
         b, t, _ = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.heads, self.dim)
         cos, sin = self._rope(t, x.device)
-        q, k = _Rope.apply(qkv[:, :, :2], cos.to(x.dtype), sin.to(x.dtype))
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        if torch.compiler.is_compiling():  # Inductor fuses the plain form itself
+            cos, sin = (torch.cat((c[:, 0, 0], c[:, 0, 0]), dim=-1) for c in (cos, sin))
+            q, k = rotate(qkv[:, :, :2].permute(2, 0, 3, 1, 4), cos, sin)
+        else:
+            q, k = _Rope.apply(qkv[:, :, :2], cos, sin)
         v = qkv[:, :, 2].transpose(1, 2)
         out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.dim))
