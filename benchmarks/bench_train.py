@@ -17,7 +17,12 @@ target above it cannot be met with the same math at equal config.
 largest other operations (torch.profiler, after the timing).
 
     .venv/bin/python benchmarks/bench_train.py [--width 512] [--layers 4] [--seq 256]
-        [--batch 8] [--vocab 8192] [--threads 2] [--repeats 3] [--clock wall|cpu] [--profile]
+        [--batch 8] [--vocab 8192] [--d-state 64] [--chunk 64] [--threads 2] [--repeats 3]
+        [--clock wall|cpu] [--no-compile] [--profile]
+
+Each of our models is timed twice, eager and with its blocks compiled by ``torch.compile``
+(as ``convergent train --compile``; the compile is excluded). The process keeps freed
+memory as training does (``keep_freed_memory``), which applies to both sides.
 
 On a machine shared with other jobs, ``--threads 1 --clock cpu`` (process CPU time) is far
 less noisy than wall time; the two sides' repeats are interleaved either way.
