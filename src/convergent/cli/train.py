@@ -41,8 +41,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/PRESET-ARCH[-OPTIMIZER][-PERTURB])")
     p.add_argument("--compile", action="store_true",
-                   help="compile the model's blocks with torch.compile: 1.05-1.4x faster "
-                   "steps after a 25-45 s compile; for runs longer than a few minutes")
+                   help="compile the model's blocks with torch.compile: up to 1.4x faster "
+                   "steps after a 15-45 s compile; for runs longer than a few minutes")
     p.add_argument("--no-progress", action="store_true")
     from convergent.tasks.cli_support import add_task_arguments
 

@@ -1,10 +1,10 @@
 """``--compile``: train with TorchInductor-compiled blocks, failing early with one line.
 
-Measured with ``benchmarks/bench_train.py`` (2 threads, idle machine): compiling the
-blocks makes a training step 1.05-1.16x (Transformer), 1.11-1.26x (Mamba-2) and
-1.07-1.37x (Gated DeltaNet layer) faster, after a one-time compile of 25-45 s per family
-(cached on disk by Inductor for later runs). Worth it for runs longer than a few minutes;
-the quick preset (about a minute of training) does not gain.
+Measured with ``benchmarks/bench_train.py`` (2 threads, idle machine, five runs over two
+shapes): compiling the blocks makes a training step 1.0-1.16x (Transformer), 1.06-1.26x
+(Mamba-2) and 1.02-1.38x (Gated DeltaNet layer) faster, after a one-time compile of
+15-45 s per family (cached on disk by Inductor; later runs 3-15 s). Worth it for runs
+longer than a few minutes; the quick preset (about a minute of training) does not gain.
 """
 
 from __future__ import annotations
