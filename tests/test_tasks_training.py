@@ -120,6 +120,7 @@ def test_train_task_cli_glue(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     parser.add_argument("--optimizer", default=None)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--compile", action="store_true")
     add_task_arguments(parser)
     args = parser.parse_args(["--task", "addition", "--digits", "2", "--chunk", "1",
                               "--steps", "6", "--test-pairs", "50", "--optimizer", "muon",

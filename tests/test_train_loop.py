@@ -134,13 +134,14 @@ def test_compiled_run_trains_and_resumes_to_the_same_weights(corpus, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_compiler_failure_is_one_line_before_any_checkpoint(corpus, tmp_path, monkeypatch):
+def test_a_compiler_failure_is_one_line_before_any_checkpoint(corpus, tmp_path):
     import torch._inductor.config as inductor
 
     torch._dynamo.reset()
-    monkeypatch.setattr(inductor, "force_disable_caches", True)
-    monkeypatch.setattr(inductor.cpp, "cxx", ("/nonexistent/c++",))
-    with pytest.raises(ConvergentError, match=r"--compile failed.*run without --compile"):
+    # torch's own config patches (monkeypatch would delete these config keys on undo)
+    with torch.compiler.config.patch(force_disable_caches=True), \
+            inductor.patch({"cpp.cxx": ("/nonexistent/c++",)}), \
+            pytest.raises(ConvergentError, match=r"--compile failed.*run without --compile"):
         train(tiny_config(corpus), tmp_path / "run", progress=False, compile=True)
     assert not list_checkpoints(tmp_path / "run")
     torch._dynamo.reset()
