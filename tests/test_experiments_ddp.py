@@ -38,12 +38,14 @@ def test_sharded_batches_split_the_rows():
     assert shards[1][0, 0] == 102
 
 
-def test_two_process_ddp_matches_one_process(tmp_path):
-    # Muon agrees too (measured: same tolerance); one optimizer keeps the test short
+@pytest.mark.parametrize("compiled", [False, True])
+def test_two_process_ddp_matches_one_process(tmp_path, compiled):
+    # Muon agrees too (measured: same tolerance); one optimizer keeps the test short.
+    # Compiled ranks are compared with the eager single process (rounding differs only).
     corpus = make_corpus(tmp_path / "c.jsonl", docs=20)
     config = tiny(corpus, optimizer="muon")
     single = train(config, tmp_path / "single", progress=False)
-    launch(config, tmp_path / "ddp", processes=2, timeout=300)
+    launch(config, tmp_path / "ddp", processes=2, timeout=300, compile=compiled)
     ddp_ckpts = list_checkpoints(tmp_path / "ddp")
     assert [c.step for c in ddp_ckpts] == [c.step for c in list_checkpoints(single.run_dir)]
     ours = load_file(str(ddp_ckpts[-1].path / "model.safetensors"))

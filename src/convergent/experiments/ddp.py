@@ -17,7 +17,8 @@ Built by composition around the unchanged training engine (``convergent.train``)
 
 Launch with torchrun (one process per GPU, or per group of CPU cores)::
 
-    torchrun --nproc_per_node 2 -m convergent.experiments.ddp --config config.json --out DIR
+    torchrun --nproc_per_node 2 -m convergent.experiments.ddp --config config.json --out DIR \
+        [--compile]
 
 or :func:`launch` from Python. ``--backend`` defaults to nccl on GPUs and gloo on CPUs.
 """
@@ -72,8 +73,13 @@ def distribute(model: Any, device_ids: list[int] | None = None) -> Any:
     return wrapper
 
 
-def train_distributed(config: Any, out: str | Path, progress: bool = True) -> Any:
-    """Train ``config`` into ``out`` as one rank of an initialised process group."""
+def train_distributed(config: Any, out: str | Path, progress: bool = True,
+                      compile: bool = False) -> Any:
+    """Train ``config`` into ``out`` as one rank of an initialised process group.
+
+    ``compile`` compiles each rank's blocks (as ``convergent train --compile``) before the
+    DDP wrapper is put around the loss.
+    """
     import torch
     import torch.distributed as dist
 
@@ -105,6 +111,10 @@ def train_distributed(config: Any, out: str | Path, progress: bool = True) -> An
         torch.cuda.set_device(local)
         model = model.cuda(local)
         devices = [local]
+    if compile:
+        from convergent.train.compiled import compile_for_training
+
+        compile_for_training(model, batches.batch(0))
     distribute(model, devices)
     manifest = (lambda: write_manifest(run_dir, config, complete=False)) if rank == 0 else (
         lambda: None)
@@ -138,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="run folder")
     parser.add_argument("--backend", choices=["gloo", "nccl"], default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per rank")
+    parser.add_argument("--compile", action="store_true",
+                        help="compile the blocks with torch.compile (see convergent train)")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     from convergent.train.config import TrainConfig
@@ -148,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     dist.init_process_group(backend=backend)
     try:
         config = TrainConfig.load(args.config)
-        train_distributed(config, args.out, progress=not args.no_progress)
+        train_distributed(config, args.out, progress=not args.no_progress,
+                          compile=args.compile)
     except ConvergentError as err:
         print(f"convergent ddp (rank {dist.get_rank()}): error: {err}", file=sys.stderr)
         return 2
@@ -159,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def launch(config: Any, out: str | Path, processes: int = 2, threads: int = 1,
            backend: str | None = None, progress: bool = False,
-           timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+           timeout: float | None = None,
+           compile: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``config`` with ``processes`` local ranks through torchrun; raises on failure."""
     import tempfile
 
@@ -180,6 +194,8 @@ def launch(config: Any, out: str | Path, processes: int = 2, threads: int = 1,
         command += ["--backend", backend]
     if not progress:
         command.append("--no-progress")
+    if compile:
+        command.append("--compile")
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     finally:
