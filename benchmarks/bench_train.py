@@ -230,18 +230,17 @@ def main() -> None:
         return compile_blocks(model) if compiled else model
 
     compile_notes: list[str] = []
-    for arch, name, config, theirs, hf_model in (
-        ("transformer", "Transformer", base, "LlamaForCausalLM",
+    for arch, name, config, attention_layers, theirs, hf_model in (
+        ("transformer", "Transformer", base, args.layers, "LlamaForCausalLM",
          lambda: hf_llama(base, args.vocab, args.seq)),
-        ("mamba2", "Mamba-2", mamba_cfg, "Mamba2ForCausalLM",
+        ("mamba2", "Mamba-2", mamba_cfg, 0, "Mamba2ForCausalLM",
          lambda: hf_mamba2(mamba_cfg, args.vocab)),
     ):
         ours = language_model(arch, config, False)
         pair(name, theirs, lm_step(ours, ids, False),
              lm_step(language_model(arch, config, True), ids, False),
-             lm_step(hf_model(), ids, True), flops_per_token(ours, config.n_layers
-                                                              if arch == "transformer" else 0,
-                                                              args.width, args.seq))
+             lm_step(hf_model(), ids, True),
+             flops_per_token(ours, attention_layers, args.width, args.seq))
     x = torch.randn(args.batch, args.seq, args.width, requires_grad=False)
     ours_layer, compiled_layer = GatedDeltaNet(base), GatedDeltaNet(base)
     compiled_layer.compile()
