@@ -109,7 +109,7 @@ def test_perturbed_runs_train(corpus, tmp_path, perturb):
     assert result.complete and result.final_loss is not None
     meta = json.loads((tmp_path / "run" / "data" / "corpus.json").read_text())
     assert meta["perturb"] == perturb
-    from convergent.train.run import make_batches, prepare_data
+    from convergent.train.stream import make_batches, prepare_data
 
     tok, stream = prepare_data(tmp_path / "run", config, progress=False)
     batch = make_batches(stream, tok, config).batch(0)

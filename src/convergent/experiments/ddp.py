@@ -86,7 +86,8 @@ def train_distributed(config: Any, out: str | Path, progress: bool = True,
     from convergent.train.checkpoint import list_checkpoints
     from convergent.train.loop import train_loop
     from convergent.train.models import build_model
-    from convergent.train.run import make_batches, prepare_data, prepare_run_dir, write_manifest
+    from convergent.train.run import prepare_run_dir, write_manifest
+    from convergent.train.stream import make_batches, prepare_data
 
     rank, world = dist.get_rank(), dist.get_world_size()
     config.validate()

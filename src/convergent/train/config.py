@@ -15,6 +15,8 @@ ARCHS = NEURAL_ARCHS + CLASSICAL_ARCHS
 OPTIMIZERS = ("adamw", "muon")
 TOKENIZERS = ("bpe", "digit", "word")
 SCHEDULES = ("cosine", "linear", "constant")
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,37 @@ class EmbeddingConfig:
 
 
 @dataclass(frozen=True)
+class EngineConfig:
+    """How a run is executed, not what is trained: device, precision, ranks, memory.
+
+    ``device`` ``auto`` takes CUDA when it is available; ``precision`` ``auto`` is bf16
+    autocast (with TF32 matmuls) on CUDA and fp32 on CPU. ``micro_batch`` is the rows per
+    forward/backward on each rank (gradient accumulation; 0 = the rank's whole share of
+    ``batch_size``). ``nproc`` ranks on this node run under torchrun (DDP, or FSDP2's
+    ``fully_shard`` with ``fsdp``). A run may be resumed under another engine config.
+    """
+
+    device: str = "auto"
+    precision: str = "auto"
+    micro_batch: int = 0
+    activation_checkpointing: bool = False
+    nproc: int = 1
+    fsdp: bool = False
+    compile: bool = False
+
+    def validate(self) -> None:
+        if self.device not in DEVICES:
+            raise ConvergentError(f"device {self.device!r}: choose one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ConvergentError(
+                f"precision {self.precision!r}: choose one of {', '.join(PRECISIONS)}")
+        if self.micro_batch < 0:
+            raise ConvergentError("micro_batch must be >= 0 (0 = the whole batch at once)")
+        if self.nproc < 1:
+            raise ConvergentError(f"nproc must be a positive integer, got {self.nproc}")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Everything that determines a run. Equal configs give bit-identical runs (same machine).
 
@@ -85,6 +118,7 @@ class TrainConfig:
     arch: str = "transformer"
     model: ModelConfig = field(default_factory=ModelConfig)
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     corpus: str = "bundled"
     tokenizer: str = "bpe"
     vocab_size: int = 4096
@@ -163,6 +197,7 @@ class TrainConfig:
         parse_perturbation(self.perturb, self.arch)
         self.model.validate()
         self.embedding.validate()
+        self.engine.validate()
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -174,7 +209,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         data = dict(data)
-        nested = {"model": ModelConfig, "embedding": EmbeddingConfig}
+        nested = {"model": ModelConfig, "embedding": EmbeddingConfig, "engine": EngineConfig}
         for key, kind in nested.items():
             if key in data:
                 data[key] = _build(kind, data[key], key)

@@ -19,11 +19,14 @@ from convergent.errors import ConvergentError
 
 @dataclass(frozen=True)
 class Batch:
-    """``tokens`` [B, L+1] int64 (inputs are ``[:, :-1]``, targets ``[:, 1:]``) and an
-    optional ``mask`` [B, L] bool of the targets that count in the loss."""
+    """``tokens`` [B, L+1] int64 (inputs are ``[:, :-1]``, targets ``[:, 1:]``), an
+    optional ``mask`` [B, L] bool of the targets that count in the loss, and optional
+    ``segments`` [B, L] int32: the packed segment (document) of each input position,
+    non-decreasing along a row; positions of different segments never see each other."""
 
     tokens: torch.Tensor
     mask: torch.Tensor | None = None
+    segments: torch.Tensor | None = None
 
     @property
     def n_targets(self) -> int:
