@@ -110,6 +110,11 @@ class EngineConfig:
 class TrainConfig:
     """Everything that determines a run. Equal configs give bit-identical runs (same machine).
 
+    ``data`` is a folder made by ``convergent data prepare`` (memmapped token shards and a
+    manifest); when set, ``corpus``, ``tokenizer`` and ``vocab_size`` must match its
+    manifest. ``tokenizer`` is ``bpe``, ``digit``, ``word`` (trained here) or a named
+    tokenizer: ``hf:ORG/NAME`` (a hub or local Hugging Face tokenizer) or a
+    ``tokenizer.json`` path.
     Budgets are in tokens: ``tokens`` (total), ``checkpoint_every`` (interval),
     ``warmup_tokens``. ``perturb`` is ``None``, ``swap``, ``unigram``, ``isolate-K`` or
     ``context-L`` (see :mod:`convergent.train.perturb`).
@@ -120,6 +125,7 @@ class TrainConfig:
     embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     corpus: str = "bundled"
+    data: str = ""
     tokenizer: str = "bpe"
     vocab_size: int = 4096
     perturb: str | None = None
@@ -160,9 +166,10 @@ class TrainConfig:
             raise ConvergentError(
                 f"optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}"
             )
-        if self.tokenizer not in TOKENIZERS:
+        if self.tokenizer not in TOKENIZERS and not is_named_tokenizer(self.tokenizer):
             raise ConvergentError(
-                f"tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}"
+                f"tokenizer {self.tokenizer!r}: choose one of {', '.join(TOKENIZERS)}, "
+                "hf:ORG/NAME or a tokenizer.json path"
             )
         if self.schedule not in SCHEDULES:
             raise ConvergentError(
@@ -229,6 +236,11 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise ConvergentError(f"{path}: the training config is not a JSON object")
         return cls.from_dict(data)
+
+
+def is_named_tokenizer(spec: str) -> bool:
+    """A tokenizer given by name (``hf:ORG/NAME``) or file (``*.json``), not trained here."""
+    return spec.startswith("hf:") or spec.endswith(".json")
 
 
 def with_changes(config: TrainConfig, changes: dict[str, Any]) -> TrainConfig:
