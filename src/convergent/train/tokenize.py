@@ -74,14 +74,37 @@ def load_tokenizer(path: str | Path):
         raise ConvergentError(f"{path}: cannot read the tokenizer ({err})") from None
 
 
+EOS_NAMES = (EOS, "<|end_of_text|>", "</s>", "<eos>", "<|eos|>", "[SEP]")
+
+
+def eos_id(tok) -> int:
+    """Id of the end-of-text token (ours, or a named tokenizer's usual spellings)."""
+    for name in EOS_NAMES:
+        tid = tok.token_to_id(name)
+        if tid is not None:
+            return int(tid)
+    raise ConvergentError(
+        f"the tokenizer has no end-of-text token (looked for {', '.join(EOS_NAMES)})")
+
+
+def encode_batch(tok, texts: Sequence[str], eos: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, lengths) of ``texts`` encoded with Rust batch encoding, EOS after each text."""
+    encodings = tok.encode_batch(list(texts), add_special_tokens=False)
+    lengths = np.fromiter((len(e.ids) + 1 for e in encodings), dtype=np.int64,
+                          count=len(encodings))
+    ids = np.full(int(lengths.sum()), eos, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    for enc, end, n in zip(encodings, ends, lengths, strict=True):
+        ids[end - n:end - 1] = enc.ids
+    return ids, lengths
+
+
 def encode_documents(tok, texts: Iterable[str], batch: int = 256) -> np.ndarray:
     """One token stream: each document's ids followed by the end-of-text token."""
-    eos = tok.token_to_id(EOS)
+    eos = eos_id(tok)
     texts = list(texts)
-    parts: list[np.ndarray] = []
-    for start in range(0, len(texts), batch):
-        for enc in tok.encode_batch(texts[start:start + batch], add_special_tokens=False):
-            parts.append(np.asarray([*enc.ids, eos], dtype=np.int32))
+    parts = [encode_batch(tok, texts[start:start + batch], eos)[0].astype(np.int32)
+             for start in range(0, len(texts), batch)]
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
 
 
