@@ -1,9 +1,10 @@
 """``convergent reproduce WHAT``: rerun one of the papers' experiments end to end.
 
-``convergent reproduce --preset quick|paper [--out DIR] [--backend local|ray] [--address A]``
-(no WHAT) runs the whole suite, the paper's architecture, data-perturbation and addition
-figures, as one experiment spec (:mod:`convergent.experiments.reproduce`) and writes one
-HTML report.
+``convergent reproduce --preset quick|paper [--out DIR] [--backend local|ray] [--address A]
+[--dry-run [--gpus N]]`` (no WHAT) runs the whole suite, the paper's architecture,
+data-perturbation and addition figures, as one experiment spec
+(:mod:`convergent.experiments.reproduce`) and writes one HTML report; ``--dry-run`` prints
+the plan (devices, tokens, memory, GPU-hours) instead.
 
 Each WHAT is a sub-command registered from ``EXPERIMENTS`` (name -> module, adder, runner):
 the module's adder adds the experiment's own options, the runner does the work. Every WHAT
@@ -28,6 +29,8 @@ EXPERIMENTS: dict[str, tuple[str, str, str, str]] = {
 
 
 def register(subparsers: Any) -> None:
+    from convergent.cli.run import add_scheduling_arguments
+
     p = subparsers.add_parser(
         "reproduce", help="rerun a paper experiment end to end (train, analyse, figures)",
         description="Rerun one of the papers' experiments; re-running the same command "
@@ -42,6 +45,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--address", default=None, help="without WHAT: an existing Ray cluster")
     p.add_argument("--workers", dest="suite_workers", type=int, default=None,
                    help="without WHAT: jobs at once (default one per core)")
+    add_scheduling_arguments(p)
     whats = p.add_subparsers(dest="what", metavar="WHAT", required=False)
     for name, (module, adder, _, text) in EXPERIMENTS.items():
         sub = whats.add_parser(name, help=text, description=text)
@@ -66,13 +70,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_suite(args: argparse.Namespace) -> int:
-    from convergent.cli.run import print_summary
+    from convergent.cli.run import print_dry_run, print_summary
     from convergent.errors import ConvergentError
-    from convergent.experiments.reproduce import run_preset
+    from convergent.experiments.reproduce import preset_spec, run_preset
 
     if args.suite is None:
         raise ConvergentError("reproduce: give --preset quick|paper, or a WHAT "
                               f"({', '.join(EXPERIMENTS)})")
+    if args.dry_run:
+        return print_dry_run(preset_spec(args.suite), args.gpus)
+    if args.gpus is not None:
+        raise ConvergentError("reproduce --preset: --gpus applies only with --dry-run here "
+                              "(run_preset takes no gpus; use convergent run specs/"
+                              f"{args.suite}.toml --gpus {args.gpus})")
     summary, report = run_preset(args.suite, args.suite_out, backend=args.backend,
                                  workers=args.suite_workers, address=args.address)
     print_summary(summary)

@@ -24,17 +24,42 @@ def register(subparsers: Any) -> None:
                    help="jobs at once (local: default one per core)")
     p.add_argument("--address", default=None,
                    help="ray: address of an existing cluster (default: start a local one)")
+    add_scheduling_arguments(p)
     p.add_argument("--report", action="store_true", help="write OUT/report.html at the end")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+
+
+def add_scheduling_arguments(p: argparse.ArgumentParser) -> None:
+    """``--gpus`` and ``--dry-run`` (shared with ``convergent reproduce``)."""
+    p.add_argument("--gpus", type=int, default=None,
+                   help="GPUs to hand out (local backend, or a local Ray cluster; default: "
+                   "the visible ones, CUDA_VISIBLE_DEVICES or all)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print each job with its devices, token budget, parameters and "
+                   "memory per device, and the GPU-hours; run and write nothing")
+
+
+def print_dry_run(spec: Any, gpus: int | None) -> int:
+    """Print the plan of ``spec`` placed for ``gpus``; refuse (exit 2) what cannot fit."""
+    from convergent.experiments.dryrun import dry_run, format_estimate
+    from convergent.experiments.runner import check_resources
+
+    the_plan, estimate = dry_run(spec, gpus)
+    print(format_estimate(estimate))
+    check_resources(the_plan, estimate.visible_gpus, "this machine")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     from convergent.experiments import load_spec, run_experiment
 
     spec = load_spec(args.spec)
+    if args.dry_run:
+        return print_dry_run(spec, args.gpus)
     summary = run_experiment(spec, args.out, backend=args.backend, workers=args.workers,
-                             address=args.address, progress=not args.no_progress)
+                             address=args.address, progress=not args.no_progress,
+                             gpus=args.gpus)
     print_summary(summary)
     if args.report:
         from convergent.report.html import write_report

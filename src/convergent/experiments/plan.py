@@ -2,13 +2,18 @@
 
 Every job's identity is the content hash of its config (:mod:`.hashing`); labels, group and
 analysis names are not part of it, so two analyses of the same source with the same
-settings, or two groups with the same run, share one job.
+settings, or two groups with the same run, share one job. Training-config fields added after
+the hash format was fixed (``data``, ``engine``) count only when they differ from their
+defaults, so existing runs keep their keys (:func:`job_identity`).
+
+Every job also carries its resource request (``gpus``, ``cpus``; :func:`job_resources`),
+which backends use to place it; it is not part of the key.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from convergent.errors import ConvergentError
@@ -16,26 +21,35 @@ from convergent.experiments.hashing import content_hash
 from convergent.experiments.spec import ExperimentSpec, Group
 
 KINDS = ("train", "addition", "numbers")
+NEURAL = ("transformer", "gdn", "mamba2", "lstm")  # = convergent.train.config.NEURAL_ARCHS
 
 
 @dataclass(frozen=True)
 class Job:
-    """One unit of work; ``config`` is everything that determines its result."""
+    """One unit of work; ``config`` is everything that determines its result.
+
+    ``gpus`` and ``cpus`` are what the job asks of a backend (one GPU per rank of a neural
+    run on CUDA; ``embedding.workers`` CPUs for word2vec; else one CPU).
+    """
 
     key: str
     kind: str
     label: str
     config: dict[str, Any]
     deps: tuple[str, ...] = ()
+    gpus: int = 0
+    cpus: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind, "label": self.label,
-                "config": self.config, "deps": list(self.deps)}
+                "config": self.config, "deps": list(self.deps), "gpus": self.gpus,
+                "cpus": self.cpus}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         return cls(data["key"], data["kind"], data["label"], data["config"],
-                   tuple(data.get("deps", ())))
+                   tuple(data.get("deps", ())), int(data.get("gpus", 0)),
+                   int(data.get("cpus", 1)))
 
 
 @dataclass(frozen=True)
@@ -83,14 +97,17 @@ class Plan:
         return cls(data["name"], data.get("description", ""), jobs, groups, analyses)
 
 
-def make_plan(spec: ExperimentSpec) -> Plan:
-    """Every job of ``spec``, each config checked (a bad field fails before any work)."""
+def make_plan(spec: ExperimentSpec, cuda: bool = False) -> Plan:
+    """Every job of ``spec``, each config checked (a bad field fails before any work).
+
+    ``cuda``: whether the backend sees GPUs, so that ``engine.device`` ``auto`` asks for them.
+    """
     jobs: dict[str, Job] = {}
     groups: dict[str, tuple[str, tuple[Member, ...]]] = {}
     for group in spec.groups.values():
         members = []
         for point in grid_points(group):
-            job = _run_job(group, point)
+            job = with_resources(_run_job(group, point), cuda)
             jobs.setdefault(job.key, job)
             members.append(Member(point_label(group, point), job.key, group.name, point))
         groups[group.name] = (group.kind, tuple(members))
@@ -103,12 +120,56 @@ def make_plan(spec: ExperimentSpec) -> Plan:
                 if several and group_name:
                     label = f"{group_name}/{label}"  # rows of two groups stay distinct
                 config = {"source": source, "settings": analysis.settings}
-                job = Job(content_hash({"kind": "numbers", **config}), "numbers",
-                          f"{analysis.name}/{label}", config, deps)
+                job = _job("numbers", f"{analysis.name}/{label}", config, deps)
                 jobs.setdefault(job.key, job)
                 rows.append(Member(label, job.key, group_name, point))
         analyses[analysis.name] = (analysis.title, tuple(rows))
     return Plan(spec.name, spec.description, jobs, groups, analyses)
+
+
+def job_resources(kind: str, config: dict[str, Any], cuda: bool) -> tuple[int, int]:
+    """(GPUs, CPUs) a job asks for; ``cuda``: whether ``engine.device`` auto means CUDA."""
+    train = config.get("train")
+    if kind == "numbers" or not isinstance(train, dict):
+        return 0, 1
+    if train.get("arch") not in NEURAL:  # word2vec, PPMI: CPU jobs
+        workers = train.get("embedding", {}).get("workers", 1)
+        return 0, int(workers) if train.get("arch") == "word2vec" else 1
+    engine = train.get("engine", {})
+    nproc = int(engine.get("nproc", 1))
+    device = engine.get("device", "auto")
+    on_gpu = device == "cuda" or (device == "auto" and cuda)
+    return (nproc if on_gpu else 0), nproc
+
+
+def with_resources(job: Job, cuda: bool) -> Job:
+    """``job`` with its resource request for a backend that does (not) see GPUs."""
+    gpus, cpus = job_resources(job.kind, job.config, cuda)
+    return replace(job, gpus=gpus, cpus=cpus)
+
+
+def for_backend(the_plan: Plan, cuda: bool) -> Plan:
+    """``the_plan`` with every job's request recomputed for a backend with(out) GPUs."""
+    jobs = {k: with_resources(j, cuda) for k, j in the_plan.jobs.items()}
+    return replace(the_plan, jobs=jobs)
+
+
+def job_identity(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """What a job's key hashes: ``config`` less the later training fields at their defaults."""
+    from convergent.train.config import EngineConfig
+
+    identity = {"kind": kind, **config}
+    train = config.get("train")
+    if isinstance(train, dict):
+        train = dict(train)
+        if train.get("data") == "":
+            del train["data"]
+        engine = {k: v for k, v in train.get("engine", {}).items() if k != "nproc"}
+        default = {k: v for k, v in asdict(EngineConfig()).items() if k != "nproc"}
+        if engine == default:  # nproc > 1 is in config["processes"], as before engines
+            train.pop("engine", None)
+        identity["train"] = train
+    return identity
 
 
 def grid_points(group: Group) -> list[dict[str, Any]]:
@@ -149,11 +210,15 @@ def _describe(changes: dict[str, Any]) -> str:
 def _run_job(group: Group, point: dict[str, Any]) -> Job:
     changes = {**group.set, **point}
     label = f"{group.name}/{point_label(group, point)}"
+    if group.processes > 1:  # the group's `processes` is engine.nproc (torchrun ranks)
+        given = changes.get("engine.nproc", group.processes)
+        if given != group.processes:
+            raise ConvergentError(f"[{group.kind}.{group.name}] processes {group.processes} "
+                                  f"and engine.nproc {given} disagree; give one of them")
+        changes["engine.nproc"] = group.processes
     if group.kind == "train":
         config: dict[str, Any] = {"train": train_config(group, changes).to_dict()}
-        if group.processes > 1:  # DDP: the same run up to float reassociation, another job
-            config["processes"] = group.processes
-        return Job(content_hash({"kind": "train", **config}), "train", label, config)
+        return _job("train", label, _with_processes(config))
     task = dict(group.task)
     split = dict(group.split)
     rest = {}
@@ -165,7 +230,18 @@ def _run_job(group: Group, point: dict[str, Any]) -> Job:
             rest[key] = value
     config = {"task": task, "split": split, "loss_on": group.loss_on,
               "train": addition_config(group, task, split, rest)}
-    return Job(content_hash({"kind": "addition", **config}), "addition", label, config)
+    return _job("addition", label, _with_processes(config))
+
+
+def _with_processes(config: dict[str, Any]) -> dict[str, Any]:
+    """``processes`` beside the train config when it has several ranks (the older spelling
+    of engine.nproc, kept so such runs keep their keys)."""
+    nproc = config["train"]["engine"]["nproc"]
+    return {**config, "processes": nproc} if nproc > 1 else config
+
+
+def _job(kind: str, label: str, config: dict[str, Any], deps: tuple[str, ...] = ()) -> Job:
+    return Job(content_hash(job_identity(kind, config)), kind, label, config, deps)
 
 
 def addition_config(group: Group, task: dict[str, Any], split: dict[str, Any],

@@ -6,6 +6,10 @@ Finished jobs (``record.json`` with status ok) are skipped, so a killed or faile
 resumed by running it again; a failing job is recorded with its error, the jobs that need
 it are reported as blocked, and every other job still runs. One runner at a time may use
 a folder (a lock file, released by the OS if the runner dies).
+
+Jobs that ask for GPUs (:attr:`.plan.Job.gpus`) start when the backend has them free
+(``backend.ready(job)``), in plan order; a job asking for more GPUs than the backend has is
+refused before anything runs or is written.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from convergent.errors import ConvergentError
 from convergent.experiments.backends import Backend, make_backend
-from convergent.experiments.plan import Job, Plan, make_plan
+from convergent.experiments.plan import Job, Plan, for_backend, make_plan
 from convergent.experiments.spec import ExperimentSpec
 from convergent.experiments.worker import job_dir
 from convergent.io import write_bytes_atomic, write_json_atomic
@@ -107,6 +111,25 @@ def folder_lock(out: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_resources(the_plan: Plan, gpus: int, where: str) -> None:
+    """Refuse, in one line, a job that asks for more GPUs than ``where`` has (``gpus``)."""
+    for job in the_plan.jobs.values():
+        if job.gpus > gpus:
+            raise ConvergentError(
+                f"{job.label} asks for {job.gpus} GPU(s) (one per rank on CUDA) but {where} "
+                f"has {gpus or 'none'}; lower processes/engine.nproc or set "
+                "engine.device = \"cpu\"")
+
+
+def place(the_plan: Plan, backend: Backend) -> Plan:
+    """``the_plan`` with each job's request for ``backend`` (checked to fit it)."""
+    if any(job.kind != "numbers" for job in the_plan.jobs.values()):
+        gpus = int(getattr(backend, "gpus", 0))
+        the_plan = for_backend(the_plan, gpus > 0)
+        check_resources(the_plan, gpus, f"the {backend.name} backend")
+    return the_plan
+
+
 def run_experiment(
     spec: ExperimentSpec,
     out: str | Path | None = None,
@@ -114,25 +137,31 @@ def run_experiment(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
+    gpus: int | None = None,
 ) -> RunSummary:
-    """Run ``spec`` into ``out`` (default ``out/<name>``) on ``backend``; see module doc."""
+    """Run ``spec`` into ``out`` (default ``out/<name>``) on ``backend``; see module doc.
+
+    ``gpus``: how many GPUs the local backend hands out, or a local Ray cluster declares
+    (default: the visible ones).
+    """
     from convergent.experiments.store import write_table
 
     target = (Path(out) if out is not None else spec.default_out()).resolve()
-    the_plan = make_plan(spec)
+    the_plan = make_plan(spec)  # a bad config fails before a backend starts
     started = time.perf_counter()
-    with folder_lock(target):
-        write_plan(spec, the_plan, target)
-        runner = (backend if not isinstance(backend, str)
-                  else make_backend(backend, workers=workers, address=address))
-        try:
+    runner = (backend if not isinstance(backend, str)
+              else make_backend(backend, workers=workers, address=address, gpus=gpus))
+    try:
+        the_plan = place(the_plan, runner)
+        with folder_lock(target):
+            write_plan(spec, the_plan, target)
             state = _schedule(the_plan, target, runner, progress)
-        except BaseException:  # interrupted: drop queued work, keep what is finished
-            runner.close(cancel=True)
-            raise
-        runner.close()
-        table = write_table(target)
-        _log_call(target, runner, state, time.perf_counter() - started)
+            runner.close()
+            table = write_table(target)
+            _log_call(target, runner, state, time.perf_counter() - started)
+    except BaseException:  # refused or interrupted: drop queued work, keep what is finished
+        runner.close(cancel=True)
+        raise
     return RunSummary(target, runner.name, len(the_plan.jobs), state.skipped, state.ok,
                       tuple(state.failed), tuple(state.blocked),
                       round(time.perf_counter() - started, 3), round(state.jobs_seconds, 3),
@@ -168,15 +197,23 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
     bar = tqdm(total=len(pending), disable=not progress, unit="job", desc="jobs",
                dynamic_ncols=True)
     last_store = time.monotonic()
+    ready = getattr(backend, "ready", lambda job: True)
     while pending or running:
+        cpu_jobs = sum(not j.gpus for j in running.values())
+        gpu_waiting = False  # GPU jobs start in plan order: a large one is not overtaken
         for key, job in list(pending.items()):
             if any(d in bad for d in job.deps):
                 del pending[key]
                 bad.add(key)
                 state.blocked.append(job.label)
                 bar.update(1)
-            elif all(d in state.done for d in job.deps) and len(running) < 2 * backend.slots:
+            elif not all(d in state.done for d in job.deps):
+                continue
+            elif job.gpus and (gpu_waiting or not ready(job.to_dict())):
+                gpu_waiting = True
+            elif job.gpus or cpu_jobs < 2 * backend.slots:
                 del pending[key]
+                cpu_jobs += not job.gpus
                 running[backend.submit(job.to_dict(), str(out))] = job
         if not running:
             break  # only jobs whose dependencies are missing: nothing can run

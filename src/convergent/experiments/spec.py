@@ -19,11 +19,13 @@ A spec is a TOML file (or the same data as a dict)::
 
     [train.arch]                       # a group of training runs
     preset = "quick"                   # convergent.train.presets (optional)
-    processes = 1                      # > 1: each run is one torchrun DDP job
+    processes = 1                      # = engine.nproc: ranks of each run (torchrun DDP)
     set = { tokens = 300_000 }         # fields of TrainConfig; "model.d_model" for nested
+    # engine fields too: set = { "engine.device" = "cuda", "engine.nproc" = 8 }
     grid = { arch = ["transformer", "lstm"], seed = [0, 1] }   # product of every list
 
     [addition.multi]                   # addition task runs (train + evaluate every checkpoint)
+    processes = 1                      # as for [train.*]
     set = { arch = "transformer", tokens = 200_000 }
     task = { digits = 9, chunk = 3 }
     split = { test_pairs = 2000 }
@@ -37,7 +39,8 @@ A spec is a TOML file (or the same data as a dict)::
     checkpoints = "last"               # or "all" (training dynamics)
 
 Grid keys name any config field (dotted for nested ones); ``"none"`` stands for an unset
-value (TOML has no null), e.g. ``perturb = ["none", "swap"]``.
+value (TOML has no null), e.g. ``perturb = ["none", "swap"]``. A neural run on CUDA (or on
+``engine.device`` ``auto`` where the backend sees GPUs) asks for ``engine.nproc`` GPUs.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ NUMBER_DEFAULTS: dict[str, Any] = {
 }
 TOP_LEVEL = ("experiment", "numbers", "sources", "train", "addition", "analyses")
 GROUP_KEYS = {"train": ("preset", "set", "grid", "processes"),
-              "addition": ("preset", "set", "grid", "task", "split", "loss_on")}
+              "addition": ("preset", "set", "grid", "task", "split", "loss_on", "processes")}
 ANALYSIS_KEYS = ("kind", "sources", "title", *NUMBER_DEFAULTS)
 
 

@@ -22,6 +22,7 @@ from convergent.errors import ConvergentError
 from convergent.io import write_json_atomic
 
 THREADS_ENV = "CONVERGENT_JOB_THREADS"
+DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
 
 
 def job_dir(out: str | Path, key: str) -> Path:
@@ -33,21 +34,28 @@ def run_dir(out: str | Path, key: str) -> Path:
     return job_dir(out, key) / "run"
 
 
-def execute(job: dict[str, Any], out: str, threads: int | None = None) -> dict[str, Any]:
+def execute(job: dict[str, Any], out: str, threads: int | None = None,
+            devices: str | None = None) -> dict[str, Any]:
     """Run ``job`` (a :class:`~convergent.experiments.plan.Job` as a dict) into ``out``.
 
-    Returns the record: ``status`` ``ok`` or ``failed``, ``error`` (one line) and
-    ``traceback``, wall-clock ``seconds``, ``cpu_seconds`` (this process, all threads; on a
-    shared machine the honest measure of a job's cost), ``host``, ``pid`` and a
-    kind-specific ``summary``.
+    ``devices`` (e.g. ``"2,3"``) becomes ``CUDA_VISIBLE_DEVICES`` before anything touches
+    CUDA: the backend gives each GPU job a fresh process, so this holds for the whole job
+    and for the torchrun ranks it starts. Returns the record: ``status`` ``ok`` or
+    ``failed``, ``error`` (one line) and ``traceback``, wall-clock ``seconds``,
+    ``cpu_seconds`` (this process, all threads; on a shared machine the honest measure of a
+    job's cost), ``host``, ``pid``, ``devices`` (the ``CUDA_VISIBLE_DEVICES`` the job saw)
+    and a kind-specific ``summary``.
     """
+    if devices is not None:
+        os.environ[DEVICES_ENV] = devices
     folder = job_dir(out, job["key"])
     folder.mkdir(parents=True, exist_ok=True)
     threads = threads or int(os.environ.get(THREADS_ENV, "0") or 0)
     started, cpu = time.time(), time.process_time()
     record: dict[str, Any] = {"key": job["key"], "kind": job["kind"], "label": job["label"],
                               "host": platform.node(), "pid": os.getpid(), "started": started,
-                              "threads": threads}
+                              "threads": threads, "gpus": int(job.get("gpus", 0)),
+                              "devices": os.environ.get(DEVICES_ENV)}
     with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {job['kind']} {job['label']} "

@@ -16,14 +16,16 @@ BACKENDS = ("local", "serial", "ray")
 
 
 def make_backend(name: str, **options: Any) -> Backend:
-    """The backend ``name`` with its options (``workers``; ``address`` for ray)."""
+    """The backend ``name`` with its options (``workers``, ``gpus``; ``address`` for ray)."""
     options = {k: v for k, v in options.items() if v is not None}
     if name in ("local", "serial"):
         if "address" in options:
             raise ConvergentError(f"--address applies only to --backend ray, not {name}")
         from convergent.experiments.backends.local import LocalBackend, SerialBackend
 
-        return SerialBackend() if name == "serial" else LocalBackend(**options)
+        if name == "serial":
+            return SerialBackend(gpus=options.get("gpus"))
+        return LocalBackend(**options)
     if name == "ray":
         from convergent.experiments.backends.ray import RayBackend
 
