@@ -8,6 +8,7 @@ import math
 import sys
 import types
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,6 +58,7 @@ def _segments(t: int, device="cpu") -> torch.Tensor:
 def fresh(monkeypatch):
     """A process that has warned about nothing yet."""
     monkeypatch.setattr(gpu_kernels, "_WARNED", set())
+    monkeypatch.setattr(gpu_kernels, "SERVED", Counter())
 
 
 def test_cpu_tensors_get_none_and_no_warning(fresh):
@@ -89,6 +91,7 @@ def test_missing_library_warns_once_per_library(fresh, monkeypatch):
     monkeypatch.setattr(gpu_kernels, "_missing", lambda module: None)
     assert gpu_kernels._ready(gpu_kernels._CONV, cuda)
     assert not gpu_kernels._ready(gpu_kernels._CONV, torch.device("cpu"))
+    assert gpu_kernels.SERVED == {"causal-conv1d": 1}
 
 
 def test_missing_names_an_absent_package_and_a_broken_one(tmp_path, monkeypatch):

@@ -21,10 +21,11 @@ from __future__ import annotations
 import functools
 import importlib
 import warnings
+from collections import Counter
 
 import torch
 
-__all__ = ["SSD_CHUNK", "causal_conv", "gated_delta_rule", "kernels_used", "ssd"]
+__all__ = ["SERVED", "SSD_CHUNK", "causal_conv", "gated_delta_rule", "kernels_used", "ssd"]
 
 SSD_CHUNK = 256
 """Chunk length for mamba-ssm's scan (its own Mamba-2 default; only speed depends on it)."""
@@ -38,6 +39,8 @@ _WHAT = {  # module -> (pip name, what falls back)
     _CONV: ("causal-conv1d", "the short causal convolutions"),
 }
 _WARNED: set[str] = set()
+SERVED: Counter[str] = Counter()
+"""Calls served by each library in this process, by pip name (for benchmarks and logs)."""
 
 
 @functools.cache
@@ -60,6 +63,7 @@ def _ready(module: str, device: torch.device) -> bool:
         return False
     problem = _missing(module)
     if problem is None:
+        SERVED[_WHAT[module][0]] += 1
         return True
     if module not in _WARNED:
         _WARNED.add(module)
