@@ -42,11 +42,39 @@ class BatchSource(Protocol):
     def batch(self, index: int) -> Batch: ...
 
 
+def gather(stream, index: np.ndarray) -> torch.Tensor:
+    """``stream[index]`` as int64 (the stream stays in its own dtype, e.g. a uint16 memmap)."""
+    picked = stream.take(index) if hasattr(stream, "take") else np.asarray(stream)[index]
+    return torch.from_numpy(np.asarray(picked).astype(np.int64))
+
+
+class EpochOrder:
+    """Item ``flat`` of a shuffled endless sequence of ``count`` items (reshuffled per epoch)."""
+
+    def __init__(self, count: int, seed: int) -> None:
+        self.count, self.seed = count, seed
+        self._epoch, self._order = -1, np.zeros(0, dtype=np.int64)
+
+    def rows(self, index: int, batch_size: int) -> np.ndarray:
+        """The items of batch ``index`` (``batch_size`` consecutive flat positions)."""
+        return np.asarray([self._position(index * batch_size + i) for i in range(batch_size)],
+                          dtype=np.int64)
+
+    def _position(self, flat: int) -> int:
+        epoch, offset = divmod(flat, self.count)
+        if epoch != self._epoch:
+            rng = np.random.default_rng([self.seed, epoch])
+            self._epoch, self._order = epoch, rng.permutation(self.count)
+        return int(self._order[offset])
+
+
 class WindowBatches:
     """Windows ``stream[start : start + length]`` padded to ``seq_len + 1``, shuffled per epoch.
 
     By default the windows tile the stream with stride ``seq_len`` (each window's last token
-    is the next one's first input), so every token is predicted once per epoch.
+    is the next one's first input), so every token is predicted once per epoch. The stream
+    may be any 1-D integer array or memmap (or a sharded stream); each batch is converted
+    to int64 on its own.
     """
 
     def __init__(
@@ -70,32 +98,24 @@ class WindowBatches:
                 f"the token stream ({len(stream)} tokens) is shorter than one sequence of "
                 f"{seq_len + 1} tokens"
             )
-        self.stream = torch.from_numpy(np.ascontiguousarray(stream, dtype=np.int64))
+        self.stream = stream
         self.starts, self.lengths = starts, lengths
         self.seq_len, self.batch_size, self.seed, self.pad_id = seq_len, batch_size, seed, pad_id
         self.padded = bool((lengths != seq_len + 1).any())
-        self._epoch, self._order = -1, np.zeros(0, dtype=np.int64)
+        self.order = EpochOrder(len(starts), seed)
 
     def __len__(self) -> int:
         return len(self.starts)
 
-    def _position(self, flat: int) -> int:
-        epoch, offset = divmod(flat, len(self.starts))
-        if epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, epoch])
-            self._epoch, self._order = epoch, rng.permutation(len(self.starts))
-        return int(self._order[offset])
-
     def batch(self, index: int) -> Batch:
-        rows = [self._position(index * self.batch_size + i) for i in range(self.batch_size)]
+        rows = self.order.rows(index, self.batch_size)
         width = self.seq_len + 1
+        offsets = np.arange(width)
         if not self.padded:
-            idx = torch.as_tensor(self.starts[rows]).unsqueeze(1) + torch.arange(width)
-            return Batch(self.stream[idx])
-        tokens = torch.full((self.batch_size, width), self.pad_id, dtype=torch.int64)
-        mask = torch.zeros(self.batch_size, width - 1, dtype=torch.bool)
-        for r, w in enumerate(rows):
-            start, length = int(self.starts[w]), int(self.lengths[w])
-            tokens[r, :length] = self.stream[start:start + length]
-            mask[r, :length - 1] = True
-        return Batch(tokens, mask)
+            return Batch(gather(self.stream, self.starts[rows][:, None] + offsets))
+        lengths = np.asarray(self.lengths[rows])[:, None]
+        inside = offsets < lengths
+        index_ = np.where(inside, self.starts[rows][:, None] + offsets, 0)
+        tokens = torch.where(torch.from_numpy(inside), gather(self.stream, index_),
+                             self.pad_id)
+        return Batch(tokens, torch.from_numpy(inside[:, 1:]))

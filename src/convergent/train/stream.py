@@ -1,9 +1,15 @@
-"""The training data of a run: the tokenizer and token stream, made once, then batches.
+"""The training data of a run: the tokenizer and a memmapped token stream, then batches.
 
-:func:`prepare_data` trains the tokenizer and encodes the corpus (cached by content under
-``$CONVERGENT_CACHE``), applies stream perturbations, and saves both into the run folder;
+:func:`prepare_data` opens the prepared folder ``config.data`` (made by
+``convergent data prepare``) after checking its manifest against the config, or, without
+it, prepares ``config.corpus`` into the content-addressed cache
+(``$CONVERGENT_CACHE/tokens/<hash>``) in the same shard format. The stream is a uint16 or
+uint32 memmap (or a :class:`~convergent.data.ShardedStream`), never an int64 copy.
+Perturbations are made once beside the prepared data. The run folder records which data
+it used (path and manifest hash) in ``data/corpus.json`` and keeps a copy of the
+tokenizer. Called again (by every rank, or on resume) it only reads manifests.
 :func:`make_batches` cuts the stream into the :class:`~convergent.train.data.BatchSource`
-the perturbation asks for.
+the perturbation asks for; each batch becomes int64 on its own.
 """
 
 from __future__ import annotations
@@ -18,14 +24,11 @@ import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.io import write_bytes_atomic, write_json_atomic
-from convergent.train.config import TrainConfig
+from convergent.train.config import TrainConfig, is_named_tokenizer
 from convergent.train.data import BatchSource, WindowBatches
-from convergent.train.perturb import (
-    isolate_windows,
-    parse_perturbation,
-    swap_numbers,
-    unigram_replace,
-)
+from convergent.train.perturb import document_segments, isolate_segments, parse_perturbation
+
+CACHE_FORMAT = 2
 
 
 def _cache_root() -> Path:
@@ -33,38 +36,60 @@ def _cache_root() -> Path:
 
 
 def prepare_data(run_dir: Path, config: TrainConfig, progress: bool = True):
-    """(tokenizer, token stream) of the run, made once and then read from the run dir."""
-    from convergent.train.tokenize import encode_documents, load_tokenizer, train_tokenizer
+    """(tokenizer, token stream) of the run: prepared once, then only opened."""
+    legacy = run_dir / "data" / "tokens.npy"  # runs made before prepared data existed
+    if legacy.is_file() and (run_dir / "tokenizer.json").is_file():
+        from convergent.train.tokenize import load_tokenizer
 
-    tok_file, data_file = run_dir / "tokenizer.json", run_dir / "data" / "tokens.npy"
-    if tok_file.is_file() and data_file.is_file():
-        return load_tokenizer(tok_file), _load_stream(data_file)
+        return load_tokenizer(run_dir / "tokenizer.json"), np.load(legacy, mmap_mode="r")
+    data = prepared_for(config, progress)
+    tok = data.tokenizer()
+    stream = data.stream()
+    pert = parse_perturbation(config.perturb, config.arch)
+    if pert.kind in ("swap", "swap-global", "unigram"):
+        from convergent.data.perturbed import perturbed_stream
+
+        stream = perturbed_stream(data, pert.kind, config.seed, tok)
+    elif pert.kind in ("isolate", "context"):
+        from convergent.data.perturbed import packed_segments
+
+        packed_segments(data, pert, tok)  # made here once; make_batches reads them
+    _record(run_dir, data, config, len(stream))
+    return tok, stream
+
+
+def prepared_for(config: TrainConfig, progress: bool = False):
+    """The :class:`~convergent.data.PreparedData` of ``config`` (checked, or made now)."""
+    from convergent.data import open_prepared, prepare_corpus
+    from convergent.data.manifest import check_request
+
+    if config.data:
+        data = open_prepared(config.data)
+        check_request(data.folder, data.manifest, _config_request(config))
+        return data
+    folder = _cache_root() / "tokens" / _cache_key(config)
+    if progress and not (folder / "manifest.json").is_file():
+        print(f"preparing corpus {config.corpus!r} and a {config.tokenizer} tokenizer")
+    return prepare_corpus(
+        config.corpus, folder, config.tokenizer, config.vocab_size, config.max_documents,
+        min_count=config.embedding.min_count)
+
+
+def _config_request(config: TrainConfig) -> dict[str, Any]:
+    named = is_named_tokenizer(config.tokenizer)
+    return {"corpus": config.corpus, "tokenizer": config.tokenizer,
+            "vocab_size": None if named else config.vocab_size,
+            "max_documents": config.max_documents,
+            "min_count": config.embedding.min_count if config.tokenizer == "word" else None}
+
+
+def _cache_key(config: TrainConfig) -> str:
     import tokenizers
 
-    min_count = config.embedding.min_count
     key = json.dumps([config.corpus, _fingerprint(config.corpus), config.max_documents,
-                      config.tokenizer, config.vocab_size, min_count, tokenizers.__version__, 1])
-    cache = _cache_root() / "tokens" / hashlib.sha256(key.encode()).hexdigest()[:16]
-    if (cache / "tokenizer.json").is_file() and (cache / "tokens.npy").is_file():
-        tok, stream = load_tokenizer(cache / "tokenizer.json"), _load_stream(cache / "tokens.npy")
-        meta = json.loads((cache / "corpus.json").read_text())
-    else:
-        from convergent.train.corpus import load_corpus
-
-        if progress:
-            print(f"preparing corpus {config.corpus!r} and a {config.tokenizer} tokenizer")
-        corpus = load_corpus(config.corpus, config.max_documents or None)
-        tok = train_tokenizer(config.tokenizer, corpus.documents, config.vocab_size, min_count)
-        stream = encode_documents(tok, corpus.documents)
-        meta = {"corpus": config.corpus, "documents": len(corpus.documents),
-                "words": corpus.n_words, "corpus_sha256": corpus.sha256}
-        if not config.corpus.startswith("hf:"):  # streamed corpora may change: not cached
-            _save_data(cache, tok, stream, meta)
-    stream = perturb_stream(stream, tok, config)
-    meta = {**meta, "tokens": len(stream), "perturb": config.perturb,
-            "stream_sha256": hashlib.sha256(stream.tobytes()).hexdigest()[:16]}
-    _save_data(run_dir, tok, stream, meta, data_dir=True)
-    return tok, stream
+                      config.tokenizer, _fingerprint(config.tokenizer), config.vocab_size,
+                      config.embedding.min_count, tokenizers.__version__, CACHE_FORMAT])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _fingerprint(spec: str) -> list[Any]:
@@ -77,45 +102,55 @@ def _fingerprint(spec: str) -> list[Any]:
             if f.is_file()]
 
 
-def _save_data(folder: Path, tok, stream: np.ndarray, meta: dict[str, Any],
-               data_dir: bool = False) -> None:
-    target = folder / "data" if data_dir else folder
-    target.mkdir(parents=True, exist_ok=True)
-    dtype = np.uint16 if tok.get_vocab_size() < 2**16 else np.int32
-    write_bytes_atomic(target / "tokens.npy", lambda h: np.save(h, stream.astype(dtype)))
-    write_json_atomic(target / "corpus.json", meta)
-    write_bytes_atomic(folder / "tokenizer.json", lambda h: h.write(tok.to_str().encode()))
+def _record(run_dir: Path, data, config: TrainConfig, tokens: int) -> None:
+    """Write which prepared data the run uses; refuse data that changed under a resume."""
+    meta_file = run_dir / "data" / "corpus.json"
+    manifest = data.manifest
+    meta = {"data": str(data.folder.resolve()), "manifest_sha256": data.sha256,
+            "corpus": manifest["source"]["corpus"], "revision": manifest["source"]["revision"],
+            "documents": manifest["documents"], "tokens": tokens, "dtype": manifest["dtype"],
+            "tokenizer_sha256": manifest["tokenizer"]["sha256"], "perturb": config.perturb}
+    if meta_file.is_file():
+        old = json.loads(meta_file.read_text())
+        if old.get("manifest_sha256") not in (None, meta["manifest_sha256"]):
+            raise ConvergentError(
+                f"{run_dir}: the run was trained on other prepared data ({old.get('data')}, "
+                "manifest hash differs); resume with the same data or start a new run")
+        if old == meta and (run_dir / "tokenizer.json").is_file():
+            return
+    text = (data.folder / "tokenizer.json").read_bytes()
+    write_bytes_atomic(run_dir / "tokenizer.json", lambda h: h.write(text))
+    write_json_atomic(meta_file, meta)
 
 
-def _load_stream(file: Path) -> np.ndarray:
-    try:
-        return np.load(file, allow_pickle=False).astype(np.int64)
-    except Exception as err:
-        raise ConvergentError(f"{file}: cannot read the token stream ({err})") from None
-
-
-def perturb_stream(stream: np.ndarray, tok, config: TrainConfig) -> np.ndarray:
-    from convergent.train.tokenize import digit_token_ids
-
-    kind = parse_perturbation(config.perturb, config.arch).kind
-    if kind not in ("swap", "unigram"):
-        return stream
-    is_number = np.isin(stream, digit_token_ids(tok))
-    fn = swap_numbers if kind == "swap" else unigram_replace
-    return fn(stream, is_number, config.seed)
-
-
-def make_batches(stream: np.ndarray, tok, config: TrainConfig) -> BatchSource:
-    """Shuffled windows of the stream, cut as the perturbation asks."""
-    from convergent.train.tokenize import EOS, digit_token_ids
-
+def make_batches(stream, tok, config: TrainConfig) -> BatchSource:
+    """Shuffled windows of the stream, or packed segments for isolate-K and context-L."""
     pert = parse_perturbation(config.perturb, config.arch)
+    if pert.kind not in ("isolate", "context"):
+        return WindowBatches(stream, config.seq_len, config.batch_size, config.seed)
+    from convergent.data.packing import PackedBatches
+
+    starts, lengths = segments_of(stream, tok, pert)
     if pert.kind == "context":
-        per_step = config.tokens_per_step
-        return WindowBatches(stream, pert.k, max(1, per_step // pert.k), config.seed)
-    if pert.kind == "isolate":
-        is_number = np.isin(stream, digit_token_ids(tok))
-        starts, lengths = isolate_windows(is_number, config.seq_len + 1, pert.k)
-        return WindowBatches(stream, config.seq_len, config.batch_size, config.seed,
-                             starts, lengths, pad_id=tok.token_to_id(EOS))
-    return WindowBatches(stream, config.seq_len, config.batch_size, config.seed)
+        rows = max(1, config.tokens_per_step // pert.k)
+        return PackedBatches(stream, starts, lengths, pert.k + 1, rows, config.seed)
+    return PackedBatches(stream, starts, lengths, config.seq_len + 1, config.batch_size,
+                         config.seed)
+
+
+def segments_of(stream, tok, pert) -> tuple[np.ndarray, np.ndarray]:
+    """Packed segments of ``stream``: cached beside prepared data, else computed here."""
+    from convergent.data.perturbed import base_folder, number_mask, packed_segments
+
+    folder = base_folder(stream)
+    if folder is not None:
+        from convergent.data import open_prepared
+
+        return packed_segments(open_prepared(folder), pert, tok)
+    from convergent.train.tokenize import eos_id
+
+    ids = np.asarray(stream)
+    doc_ends = np.flatnonzero(ids == eos_id(tok))
+    if pert.kind == "context":
+        return document_segments(len(ids), doc_ends)
+    return isolate_segments(number_mask(tok)[ids], pert.k, doc_ends)
