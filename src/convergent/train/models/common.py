@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from convergent.train.config import ModelConfig
 from convergent.train.models.conv import causal_depthwise_conv
 from convergent.train.models.head_loss import linear_cross_entropy
+from convergent.train.models.segments import check_segments
 
 
 def ffn_width(config: ModelConfig) -> int:
@@ -35,6 +38,23 @@ class SwiGLU(nn.Module):
         return self.down(F.silu(gate) * up)
 
 
+def run_recurrence(mode: str, library: str, chunked: Callable[..., torch.Tensor],
+                   recurrent: Callable[..., torch.Tensor], args: tuple[torch.Tensor, ...],
+                   chunk: int, segments: torch.Tensor | None) -> torch.Tensor:
+    """A linear-RNN mixer's kernel on ``args``: the step-by-step reference in ``recurrent``
+    mode; else on CUDA ``gpu_kernels.<library>`` when it serves (imported there only),
+    falling back to our ``chunked`` kernel."""
+    if mode != "chunk":
+        return recurrent(*args, segments)
+    if args[0].is_cuda:
+        from convergent.train.models import gpu_kernels
+
+        out = getattr(gpu_kernels, library)(*args, segments)
+        if out is not None:
+            return out
+    return chunked(*args, chunk, segments)
+
+
 class CausalConv(nn.Module):
     """Depthwise causal 1-D convolution over time on [B, T, C] inputs.
 
@@ -47,8 +67,17 @@ class CausalConv(nn.Module):
         self.kernel = kernel
         self.conv = nn.Conv1d(channels, channels, kernel, groups=channels, padding=kernel - 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return causal_depthwise_conv(x, self.conv.weight[:, 0], self.conv.bias)
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """With packed ``segments`` [B, T], restarts at each segment start. On CUDA,
+        causal-conv1d's kernel when installed."""
+        weight, bias = self.conv.weight[:, 0], self.conv.bias
+        if x.is_cuda:
+            from convergent.train.models import gpu_kernels
+
+            y = gpu_kernels.causal_conv(x, weight, bias, segments)
+            if y is not None:
+                return y
+        return causal_depthwise_conv(x, weight, bias, segments)
 
 
 class LanguageModel(nn.Module):
@@ -56,6 +85,11 @@ class LanguageModel(nn.Module):
 
     Weight names are fixed for every family: ``embed.weight`` (input embedding) and
     ``head.weight`` (output embedding; absent when tied, then the head is ``embed.weight``).
+    ``segments`` [B, T] (optional, everywhere) are packed document ids of the input
+    positions, non-decreasing along a row; positions of different segments never see each
+    other. With ``activation_checkpointing`` set, training recomputes each block in the
+    backward pass (``torch.utils.checkpoint``, non-reentrant) instead of keeping its
+    activations; the LSTM stack counts as one block.
     """
 
     def __init__(self, config: ModelConfig, vocab_size: int, blocks: nn.Module) -> None:
@@ -66,6 +100,7 @@ class LanguageModel(nn.Module):
         self.norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
         self.head = None if config.tie_embeddings else nn.Linear(
             config.d_model, vocab_size, bias=False)
+        self.activation_checkpointing = False
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -84,25 +119,44 @@ class LanguageModel(nn.Module):
             if reset is not None:
                 reset()
 
-    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.blocks(self.embed(ids)))
+    def trunk(self, ids: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """The blocks' output [B, T, d] (before the final norm) for token ids [B, T]."""
+        x = self.embed(ids)
+        if segments is not None:
+            segments = check_segments(segments, tuple(ids.shape))
+        recompute = self.activation_checkpointing and self.training and torch.is_grad_enabled()
+        blocks = self.blocks if isinstance(self.blocks, nn.Sequential) else (self.blocks,)
+        for block in blocks:
+            if recompute:
+                x = checkpoint(block, x, segments, use_reentrant=False)
+            elif segments is None:
+                x = block(x)
+            else:
+                x = block(x, segments)
+        return x
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+    def hidden(self, ids: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        return self.norm(self.trunk(ids, segments))
+
+    def forward(self, ids: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
         """Logits [B, T, V] for token ids [B, T]."""
-        return self.logits(self.hidden(ids))
+        return self.logits(self.hidden(ids, segments))
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:
         """The output head on final-norm states ``h`` [..., d]."""
         return self.head(h) if self.head is not None else h @ self.embed.weight.T
 
-    def loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, tokens: torch.Tensor, mask: torch.Tensor | None = None,
+             segments: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy over ``tokens`` [B, L+1] (``mask`` [B, L] selects).
 
+        ``segments`` [B, L] are the packed segment ids of the inputs ``tokens[:, :-1]``.
         With a mask the head runs only on the selected positions; the value equals the
         full-logits masked mean. The head and the softmax run fused in row blocks
-        (:func:`~convergent.train.models.head_loss.linear_cross_entropy`).
+        (:func:`~convergent.train.models.head_loss.linear_cross_entropy`); the loss is
+        float32 under autocast.
         """
-        h = self.blocks(self.embed(tokens[:, :-1]))
+        h = self.trunk(tokens[:, :-1], segments)
         targets = tokens[:, 1:]
         if mask is None:
             h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
@@ -120,5 +174,7 @@ class Residual(nn.Module):
         self.norm = nn.RMSNorm(d_model, eps=eps)
         self.inner = inner
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.inner(self.norm(x))
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        if segments is None:
+            return x + self.inner(self.norm(x))
+        return x + self.inner(self.norm(x), segments)

@@ -25,19 +25,23 @@ from convergent.train.models.common import (
     SwiGLU,
     ffn_width,
     head_dim,
+    run_recurrence,
 )
 from convergent.train.models.gated_delta import chunk_gated_delta_rule
 
 __all__ = ["GatedDeltaNet", "chunk_gated_delta_rule", "recurrent_gated_delta_rule"]
 
 
-def recurrent_gated_delta_rule(q, k, v, g, beta):
-    """Step-by-step reference. q, k [B, H, T, Dk], v [B, H, T, Dv], g, beta [B, H, T]."""
+def recurrent_gated_delta_rule(q, k, v, g, beta, segments=None):
+    """Step-by-step reference. q, k [B, H, T, Dk], v [B, H, T, Dv], g, beta [B, H, T];
+    ``segments`` [B, T] packed segment ids (the state restarts at each start) or None."""
     b, h, t, dk = k.shape
     state = q.new_zeros(b, h, dk, v.shape[-1])
     outs = []
     for i in range(t):
         state = state * g[:, :, i].exp()[..., None, None]
+        if segments is not None and i:
+            state = state * (segments[:, i] == segments[:, i - 1])[:, None, None, None]
         memory = (state * k[:, :, i, :, None]).sum(-2)
         delta = (v[:, :, i] - memory) * beta[:, :, i, None]
         state = state + k[:, :, i, :, None] * delta[:, :, None, :]
@@ -69,19 +73,19 @@ class GatedDeltaNet(nn.Module):
             dt = torch.exp(torch.empty(self.heads).uniform_(math.log(1e-3), math.log(1e-1)))
             self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, d] -> [B, T, d]; with packed ``segments`` [B, T] the convolution and the
+        state restart at each segment start. On CUDA, the fla kernel when installed."""
         b, t, _ = x.shape
-        q, k, v = F.silu(self.conv(self.qkv(x))).view(b, t, 3, self.heads, self.dim).permute(
-            2, 0, 3, 1, 4)
+        qkv = F.silu(self.conv(self.qkv(x), segments))
+        q, k, v = qkv.view(b, t, 3, self.heads, self.dim).permute(2, 0, 3, 1, 4)
         q = F.normalize(q, dim=-1) / math.sqrt(self.dim)
         k = F.normalize(k, dim=-1)
         decay, write = self.gates(x).float().transpose(1, 2).chunk(2, dim=1)
         g = -self.A_log.float().exp()[:, None] * F.softplus(decay + self.dt_bias[:, None])
         beta = write.sigmoid()
-        if self.mode == "chunk":
-            o = chunk_gated_delta_rule(q, k, v, g, beta, self.chunk)
-        else:
-            o = recurrent_gated_delta_rule(q, k, v, g, beta)
+        o = run_recurrence(self.mode, "gated_delta_rule", chunk_gated_delta_rule,
+                           recurrent_gated_delta_rule, (q, k, v, g, beta), self.chunk, segments)
         o = self.out_norm(o.transpose(1, 2)) * F.silu(self.gate_out(x)).view(
             b, t, self.heads, self.dim)
         return self.out_proj(o.reshape(b, t, -1))
@@ -94,8 +98,8 @@ class Block(nn.Module):
         self.mlp = Residual(config.d_model, config.norm_eps,
                             SwiGLU(config.d_model, ffn_width(config)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.mixer(x))
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(self.mixer(x, segments))
 
 
 def build(config: ModelConfig, vocab_size: int) -> LanguageModel:

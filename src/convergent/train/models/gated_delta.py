@@ -8,6 +8,11 @@ cumulative log-decay, gamma = exp(G) and D[l, s] = exp(G_l - G_s) for s <= l (el
     per chunk i:  V'_i = U_i - W_i S_i,   S_{i+1} = exp(G_last) S_i + (K * exp(G_last - G))^T V'_i
     O = (Q * gamma) S + P V'
 
+With packed segments, every term that would cross a segment boundary is masked (D, gamma,
+exp(G_last - G) and exp(G_last) set to zero, i.e. the log-decay -inf across the boundary
+without ever forming it): the state restarts at each segment start, and the backward, whose
+derivative terms are products with the same factors, needs no change.
+
 Autograd through this graph spends its time on zero-filled gradients of per-chunk slices,
 copies for concatenations and the triangular solve's backward; the backward below is the
 same chain rule written with batched matmuls only (the solve's backward is
@@ -20,16 +25,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from convergent.train.models.amp import autocast_dtype, without_autocast
+from convergent.train.models.segments import chunk_masks, pad_segments
+
 
 def _t(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(-1, -2)
 
 
 class _ChunkGatedDelta(torch.autograd.Function):
-    """q, k [B, H, n, C, Dk], v [B, H, n, C, Dv], g, beta [B, H, n, C] -> o [B, H, n, C, Dv]."""
+    """q, k [B, H, n, C, Dk], v [B, H, n, C, Dv], g, beta [B, H, n, C] -> o [B, H, n, C, Dv];
+    ``masks`` (:class:`~convergent.train.models.segments.ChunkMasks` fields, [B, n, ...])
+    or None."""
 
     @staticmethod
-    def forward(ctx, q, k, v, g, beta):
+    @without_autocast
+    def forward(ctx, q, k, v, g, beta, same, from_prev, to_last, through):
         b, h, n, c, dk = k.shape
         dv = v.shape[-1]
         lower = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
@@ -37,6 +48,11 @@ class _ChunkGatedDelta(torch.autograd.Function):
         gamma = cum.exp()
         to_end = (cum[..., -1:] - cum).exp()
         tail = cum[..., -1:, None].exp()  # [B, H, n, 1, 1]
+        if same is not None:  # packed segments: nothing crosses a segment start
+            lower = lower & same[:, None]
+            gamma.masked_fill_(~from_prev[:, None], 0.0)
+            to_end.masked_fill_(~to_last[:, None], 0.0)
+            tail = tail.masked_fill(~through[:, None, :, None, None], 0.0)
         decay = (cum[..., :, None] - cum[..., None, :]).masked_fill_(~lower, float("-inf")).exp_()
         kb = k * beta[..., None]
         kk = kb @ _t(k)
@@ -67,6 +83,7 @@ class _ChunkGatedDelta(torch.autograd.Function):
         return out
 
     @staticmethod
+    @without_autocast
     def backward(ctx, d_out):
         (q, k, v, beta, gamma, to_end, tail, decay, kb, kk, inv, uw, qk, p, qd, kt, w, v_new,
          states) = ctx.saved_tensors
@@ -100,22 +117,30 @@ class _ChunkGatedDelta(torch.autograd.Function):
         d_end = (d_kt * kt).sum(-1)  # d/d(cum_last - cum) of exp(cum_last - cum) terms
         d_cum = d_decay.sum(-1) - d_decay.sum(-2) + d_gamma * gamma - d_end
         d_cum[..., -1] += d_end.sum(-1) + d_tail * tail[..., 0, 0]
-        return d_q, d_k, d_v, d_cum.flip(-1).cumsum(-1).flip(-1), d_beta
+        return (d_q, d_k, d_v, d_cum.flip(-1).cumsum(-1).flip(-1), d_beta, None, None, None,
+                None)
 
 
-def chunk_gated_delta_rule(q, k, v, g, beta, chunk: int = 64):
+def chunk_gated_delta_rule(q, k, v, g, beta, chunk: int = 64, segments=None):
     """Chunked parallel form of the gated delta rule, equal to the recurrence up to rounding.
 
-    q, k [B, H, T, Dk], v [B, H, T, Dv], g (log-decay, <= 0), beta [B, H, T].
+    q, k [B, H, T, Dk], v [B, H, T, Dv], g (log-decay, <= 0), beta [B, H, T]; ``segments``
+    [B, T] packed segment ids (the state restarts at each segment start) or None. Under
+    autocast the kernel runs in float32 (state and decays included) and returns v's dtype;
+    on CUDA the fla kernels do the bf16 work.
     """
     b, h, t, _ = k.shape
+    out_dtype = v.dtype
+    if autocast_dtype(v) is not None:
+        q, k, v, g, beta = (x.float() for x in (q, k, v, g, beta))
     chunk = min(chunk, t)
     pad = (-t) % chunk
     if pad:
         q, k, v = (F.pad(x, (0, 0, 0, pad)) for x in (q, k, v))
         g, beta = F.pad(g, (0, pad)), F.pad(beta, (0, pad))
     n = (t + pad) // chunk
+    masks = (None,) * 4 if segments is None else chunk_masks(pad_segments(segments, pad), chunk)
     q, k, v = (x.reshape(b, h, n, chunk, -1).contiguous() for x in (q, k, v))
     out = _ChunkGatedDelta.apply(q, k, v, g.reshape(b, h, n, chunk).contiguous(),
-                                 beta.reshape(b, h, n, chunk).contiguous())
-    return out.reshape(b, h, n * chunk, -1)[:, :, :t]
+                                 beta.reshape(b, h, n, chunk).contiguous(), *masks)
+    return out.reshape(b, h, n * chunk, -1)[:, :, :t].to(out_dtype)

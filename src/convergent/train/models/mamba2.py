@@ -18,19 +18,28 @@ import torch.nn.functional as F
 from torch import nn
 
 from convergent.train.config import ModelConfig
-from convergent.train.models.common import CausalConv, LanguageModel, Residual, head_dim
+from convergent.train.models.common import (
+    CausalConv,
+    LanguageModel,
+    Residual,
+    head_dim,
+    run_recurrence,
+)
 from convergent.train.models.ssd import chunk_ssd
 
 __all__ = ["Mamba2", "chunk_ssd", "recurrent_ssd"]
 
 
-def recurrent_ssd(x, dt, a, b, c):
-    """Reference. x [B, T, H, P], dt [B, T, H], a [H], b, c [B, T, N] (one group)."""
+def recurrent_ssd(x, dt, a, b, c, segments=None):
+    """Reference. x [B, T, H, P], dt [B, T, H], a [H], b, c [B, T, N] (one group);
+    ``segments`` [B, T] packed segment ids (the state restarts at each start) or None."""
     batch, t, h, p = x.shape
     state = x.new_zeros(batch, h, p, b.shape[-1])
     outs = []
     for i in range(t):
         decay = (dt[:, i] * a).exp()[..., None, None]
+        if segments is not None and i:
+            decay = decay * (segments[:, i] == segments[:, i - 1])[:, None, None, None]
         state = state * decay + (dt[:, i, :, None] * x[:, i])[..., None] * b[:, i, None, None, :]
         outs.append((state * c[:, i, None, None, :]).sum(-1))
     return torch.stack(outs, dim=1)
@@ -63,17 +72,19 @@ class Mamba2(nn.Module):
             self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
             self.D.fill_(1.0)
 
-    def forward(self, u: torch.Tensor) -> torch.Tensor:
+    def forward(self, u: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, d] -> [B, T, d]; with packed ``segments`` [B, T] the convolution and the
+        state restart at each segment start. On CUDA, mamba-ssm's kernel when installed."""
         bsz, t, _ = u.shape
         z, xbc, dt = self.in_proj(u).split([self.inner, self.inner + 2 * self.state,
                                             self.heads], dim=-1)
-        x, b, c = F.silu(self.conv(xbc)).split([self.inner, self.state, self.state], dim=-1)
+        x, b, c = F.silu(self.conv(xbc, segments)).split([self.inner, self.state, self.state],
+                                                         dim=-1)
         x = x.reshape(bsz, t, self.heads, self.dim)
         dt = F.softplus(dt + self.dt_bias)
         a = -self.A_log.exp()
-        kernel = chunk_ssd if self.mode == "chunk" else recurrent_ssd
-        args = (x, dt, a, b, c, self.chunk) if self.mode == "chunk" else (x, dt, a, b, c)
-        y = kernel(*args) + x * self.D[:, None]
+        y = run_recurrence(self.mode, "ssd", chunk_ssd, recurrent_ssd, (x, dt, a, b, c),
+                           self.chunk, segments) + x * self.D[:, None]
         y = self.out_norm(y.reshape(bsz, t, self.inner) * F.silu(z))
         return self.out_proj(y)
 

@@ -7,7 +7,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from convergent.train.config import ModelConfig
+from convergent.train.models.amp import without_autocast
 from convergent.train.models.common import LanguageModel, Residual, SwiGLU, ffn_width, head_dim
+from convergent.train.models.segments import attention_mask, positions
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -29,9 +31,12 @@ def _turn(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
 class _Rope(torch.autograd.Function):
     """:func:`rotate` of q and k from the qkv projection [B, T, 2, H, D] at once, written
     straight into the [2, B, H, T, D] layout attention wants, without the concatenation and
-    negation copies; the backward is the rotation by the opposite angles."""
+    negation copies; the backward is the rotation by the opposite angles. ``cos``/``sin``
+    are [T, 1, 1, D/2] or, with packed segments, [B, T, 1, 1, D/2]; everything runs in x's
+    dtype (bf16 under autocast, as Hugging Face's Llama rotates)."""
 
     @staticmethod
+    @without_autocast
     def forward(ctx, x, cos, sin):
         ctx.save_for_backward(cos, sin)
         b, t, two, h, d = x.shape
@@ -39,6 +44,7 @@ class _Rope(torch.autograd.Function):
         return _turn(x, cos, sin, out.permute(1, 3, 0, 2, 4)).permute(2, 0, 3, 1, 4)
 
     @staticmethod
+    @without_autocast
     def backward(ctx, grad):
         cos, sin = ctx.saved_tensors
         grad = grad.permute(1, 3, 0, 2, 4)  # back to [B, T, 2, H, D]
@@ -62,18 +68,27 @@ class Attention(nn.Module):
             self._cache = (t, angles.cos()[:, None, None], angles.sin()[:, None, None])
         return self._cache[1][:t], self._cache[2][:t]  # [T, 1, 1, D/2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """Causal attention; with packed ``segments`` [B, T], block-diagonal causal attention
+        with rotary positions restarting at each segment start (SDPA with a boolean mask)."""
         b, t, _ = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.heads, self.dim)
         cos, sin = self._rope(t, x.device)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        if segments is not None:  # [B, T, 1, 1, D/2] at the positions within segments
+            at = positions(segments)
+            cos, sin = cos[at], sin[at]
+        cos, sin = cos.to(qkv.dtype), sin.to(qkv.dtype)
         if torch.compiler.is_compiling():  # Inductor fuses the plain form itself
-            cos, sin = (torch.cat((c[:, 0, 0], c[:, 0, 0]), dim=-1) for c in (cos, sin))
+            cos, sin = (torch.cat((c[..., 0, 0, :], c[..., 0, 0, :]), dim=-1).unsqueeze(-3)
+                        for c in (cos, sin))  # [(B,) 1, T, D]
             q, k = rotate(qkv[:, :, :2].permute(2, 0, 3, 1, 4), cos, sin)
         else:
             q, k = _Rope.apply(qkv[:, :, :2], cos, sin)
         v = qkv[:, :, 2].transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if segments is None:
+            out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask(segments))
         return self.o_proj(out.transpose(1, 2).reshape(b, t, self.heads * self.dim))
 
 
@@ -84,8 +99,8 @@ class Block(nn.Module):
         self.mlp = Residual(config.d_model, config.norm_eps,
                             SwiGLU(config.d_model, ffn_width(config)))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.attn(x))
+    def forward(self, x: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        return self.mlp(self.attn(x, segments))
 
 
 def build(config: ModelConfig, vocab_size: int) -> LanguageModel:
