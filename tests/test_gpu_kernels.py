@@ -222,13 +222,13 @@ CASES = {
         "fla", gated_delta_rule, chunk_gated_delta_rule,
         lambda device, dtype, small: _gdn_inputs(t=130 if small else 200, d=8 if small else 64,
                                                  device=device, dtype=dtype),
-        [2] * 5, 2, {torch.float32: 2e-2, torch.bfloat16: 3e-2}),  # fla runs fp32 in bf16
+        [2] * 5, 2, {torch.float32: 3e-2, torch.bfloat16: 5e-2}),  # fla runs fp32 in bf16
     "ssd": Case(
         "mamba_ssm", ssd, chunk_ssd,
         lambda device, dtype, small: _ssd_inputs(t=130 if small else 300, p=8 if small else 64,
                                                  n=8 if small else 128, device=device,
                                                  dtype=dtype),
-        [1, 1, None, 1, 1], 1, {torch.float32: 5e-3, torch.bfloat16: 3e-2}),
+        [1, 1, None, 1, 1], 1, {torch.float32: 5e-3, torch.bfloat16: 5e-2}),
     "causal_conv": Case(
         "causal_conv1d", causal_conv, causal_depthwise_conv,
         lambda device, dtype, small: _conv_inputs(t=130 if small else 200, c=16 if small else 256,
