@@ -73,10 +73,16 @@ def train_task(spec: TaskRunSpec, out: str | Path, progress: bool = True,
     config = task_config(spec.task, spec.config)
     run_dir = prepare_run_dir(out, config)  # refuses a folder with another run or files
     _check_task_file(run_dir, spec.task_record())
-    split = AdditionSplit(spec.task, spec.split)
-    batches = AdditionBatches(split, config.batch_size, config.seed, spec.loss_on)
-    return train(config, run_dir, batches=batches, tokenizer=spec.task.tokenizer(),
+    batches, tokenizer = task_batches(run_dir, config)
+    return train(config, run_dir, batches=batches, tokenizer=tokenizer,
                  progress=progress, stop_after=stop_after, compile=compile)
+
+
+def task_batches(run_dir: Path, config: TrainConfig) -> tuple[AdditionBatches, Any]:
+    """The batch source and tokenizer of the task run in ``run_dir`` (from ``task.json``)."""
+    record, task, split, _ = load_task_run(run_dir)
+    batches = AdditionBatches(split, config.batch_size, config.seed, record["loss_on"])
+    return batches, task.tokenizer()
 
 
 def load_task_run(run_dir: str | Path) -> tuple[dict[str, Any], AdditionTask, AdditionSplit,

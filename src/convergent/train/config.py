@@ -105,6 +105,9 @@ class EngineConfig:
         if self.nproc < 1:
             raise ConvergentError(f"nproc must be a positive integer, got {self.nproc}")
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -192,6 +195,9 @@ class TrainConfig:
                 f"vocab_size {self.vocab_size}: the bpe tokenizer needs at least 1200 entries "
                 "(1110 are the digit strings of length 1-3)"
             )
+        if self.arch in CLASSICAL_ARCHS and self.engine.nproc > 1:
+            raise ConvergentError(f"--nproc applies to neural models, not to {self.arch} "
+                                  "(use embedding.workers for its CPU threads)")
         if self.arch in CLASSICAL_ARCHS and self.optimizer != "adamw":
             raise ConvergentError(f"--optimizer does not apply to {self.arch}")
         if self.neural and self.tokens < self.tokens_per_step:

@@ -1,14 +1,18 @@
-"""The training loop: any model with ``loss(tokens, mask)``, any :class:`BatchSource`.
+"""The training loop: any model with ``loss(tokens, mask, segments)``, any BatchSource, any engine.
 
 The loop knows nothing about where tokens come from: batch ``i`` is asked of the batch
 source, so the data position is the step count and a resumed run sees exactly the batches
-it would have seen. Checkpoints fall at every multiple of ``checkpoint_every`` tokens, at
-step 0 (the initialisation) and at the end.
+it would have seen. Where it runs is its :class:`~convergent.train.engine.Engine`'s
+business: device, bf16 autocast, this rank's micro-batches, DDP or FSDP2. Checkpoints fall
+at every multiple of ``checkpoint_every`` tokens, at step 0 (the initialisation) and at the
+end; only the main rank writes them (under FSDP2 every rank first gathers its shards) and
+every rank resumes from the same folder. Resume is bit-exact on CPU; on GPUs kernels are
+not bit-deterministic, so a resumed run matches an uninterrupted one to rounding only.
 """
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +23,7 @@ from torch import nn
 
 from convergent.errors import ConvergentError
 from convergent.train.checkpoint import (
+    CheckpointInfo,
     list_checkpoints,
     load_tensors,
     read_state,
@@ -26,7 +31,16 @@ from convergent.train.checkpoint import (
 )
 from convergent.train.config import TrainConfig
 from convergent.train.data import BatchSource
+from convergent.train.engine import (
+    Engine,
+    Trainable,
+    accumulate,
+    full_tensors,
+    shard_like_parameters,
+    wrap,
+)
 from convergent.train.optim import Optimizers, build_optimizers, lr_factor
+from convergent.train.throughput import Throughput
 
 
 @dataclass
@@ -36,13 +50,8 @@ class LoopState:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-def resume(run_dir: Path, model: nn.Module, optimizers: Optimizers) -> LoopState:
-    """Load the last checkpoint into ``model``/``optimizers``; a fresh state if none."""
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints:
-        return LoopState()
-    folder = checkpoints[-1].path
-    state = read_state(folder)
+def load_weights(folder: Path, model: nn.Module) -> None:
+    """Load a checkpoint's weights into the (not yet wrapped) ``model``."""
     weights = load_tensors(folder / "model.safetensors")
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
@@ -50,20 +59,58 @@ def resume(run_dir: Path, model: nn.Module, optimizers: Optimizers) -> LoopState
             f"{folder}: weights do not match the model (missing {missing[:3]}, unexpected "
             f"{unexpected[:3]})"
         )
+
+
+def load_training_state(folder: Path, optimizers: Optimizers, engine: Engine) -> LoopState:
+    """The loop state, optimizer state and RNG of checkpoint ``folder``."""
+    state = read_state(folder)
     extra = load_tensors(folder / "optimizer.safetensors")
     torch.set_rng_state(extra.pop("rng/torch"))
     optimizers.load_state(extra, state["optimizer"])
+    if engine.fsdp:
+        for _, optimizer in optimizers:
+            shard_like_parameters(optimizer)
     return LoopState(int(state["step"]), int(state["targets_seen"]),
                      list(state.get("metrics", [])))
 
 
-def checkpoint(run_dir: Path, config: TrainConfig, model: nn.Module,
-               optimizers: Optimizers, loop: LoopState) -> Path:
+def checkpoint(run_dir: Path, config: TrainConfig, model: nn.Module, optimizers: Optimizers,
+               loop: LoopState, engine: Engine) -> Path | None:
+    """Write a checkpoint from the main rank (every rank calls: FSDP2 gathers shards)."""
     tensors, rest = optimizers.state_tensors()
-    state = {"data_position": loop.step, "targets_seen": loop.targets_seen,
-             "optimizer": rest, "metrics": loop.metrics}
-    return save_checkpoint(run_dir, loop.step, loop.step * config.tokens_per_step,
-                           model.state_dict(), tensors, state)
+    weights, tensors = full_tensors(model.state_dict()), full_tensors(tensors)
+    folder = None
+    if engine.is_main:
+        state = {"data_position": loop.step, "targets_seen": loop.targets_seen,
+                 "optimizer": rest, "metrics": loop.metrics}
+        folder = save_checkpoint(run_dir, loop.step, loop.step * config.tokens_per_step,
+                                 weights, tensors, state)
+    return folder
+
+
+def prepare(model: nn.Module, batches: BatchSource, config: TrainConfig, run_dir: Path,
+            engine: Engine, compile: bool = False
+            ) -> tuple[Trainable, Optimizers, LoopState, list[CheckpointInfo]]:
+    """Resume weights, move to the device, compile, wrap, and build the optimizers.
+
+    The order matters: weights load into the plain model, DDP broadcasts and FSDP2 shards
+    what was loaded, and optimizer state is loaded for the wrapped (maybe sharded) params.
+    """
+    existing = list_checkpoints(run_dir)
+    if existing:
+        load_weights(existing[-1].path, model)
+    model.to(engine.device)
+    if compile:
+        from convergent.train.compiled import compile_for_training
+
+        sample = engine.to_device(engine.local_parts(batches.batch(0))[0])
+        with engine.autocast():
+            compile_for_training(model, sample)
+    trainable = wrap(model, engine)
+    optimizers = build_optimizers(model, config)
+    loop = load_training_state(existing[-1].path, optimizers, engine) if existing \
+        else LoopState()
+    return trainable, optimizers, loop, existing
 
 
 def train_loop(
@@ -71,76 +118,68 @@ def train_loop(
     batches: BatchSource,
     config: TrainConfig,
     run_dir: Path,
+    engine: Engine | None = None,
     on_checkpoint: Callable[[], None] = lambda: None,
     stop_after: int | None = None,
     progress: bool = True,
-    is_main: bool = True,
+    compile: bool = False,
 ) -> LoopState:
     """Train to ``config.total_steps`` (resuming from ``run_dir``'s last checkpoint).
 
-    ``stop_after`` ends the call after that many steps of this call without a final
-    checkpoint, as a kill would (used to test resuming). Under torch.distributed, only the
-    ``is_main`` rank writes checkpoints; every rank waits for it (barrier), so all ranks
-    resume from the same folder.
+    ``engine`` defaults to one CPU process in fp32. ``stop_after`` ends the call after
+    that many steps of this call without a final checkpoint, as a kill would (used to test
+    resuming). ``on_checkpoint`` runs on the main rank after each checkpoint.
     """
     from tqdm.auto import tqdm
 
-    optimizers = build_optimizers(model, config)
-    loop = resume(run_dir, model, optimizers)
+    engine = engine or Engine(torch.device("cpu"), "fp32")
+    trainable, optimizers, loop, existing = prepare(model, batches, config, run_dir,
+                                                    engine, compile)
+    engine.barrier()  # every rank has read run_dir before the main rank writes to it
+    if not existing:
+        _checkpoint_and_wait(run_dir, config, model, optimizers, loop, engine, on_checkpoint)
     every = max(1, config.checkpoint_every)
-    per_step = config.tokens_per_step
-    fresh = loop.step == 0 and not list_checkpoints(run_dir)
-    _barrier()  # every rank has looked at run_dir before the main rank writes to it
-    if fresh:
-        _checkpoint_once(run_dir, config, model, optimizers, loop, on_checkpoint, is_main)
-    total = config.total_steps
-    bar = tqdm(total=total, initial=loop.step, disable=not progress, unit="step",
-               desc=f"train {config.arch}", dynamic_ncols=True)
+    per_step, total = config.tokens_per_step, config.total_steps
+    bar = tqdm(total=total, initial=loop.step, disable=not (progress and engine.is_main),
+               unit="step", desc=f"train {config.arch}", dynamic_ncols=True)
+    meter = Throughput(config, engine, model)
     model.train()
-    done_here, started, tokens_here = 0, time.perf_counter(), 0
+    done_here = 0
     while loop.step < total:
         if stop_after is not None and done_here >= stop_after:
             break
         optimizers.set_lr(lr_factor(loop.step, config))
         batch = batches.batch(loop.step)
-        loss = model.loss(batch.tokens, batch.mask)
-        value = float(loss.detach())
-        if not torch.isfinite(loss.detach()):
+        optimizers.zero_grad()
+        value = accumulate(trainable, engine, batch)
+        if not math.isfinite(value):
             raise ConvergentError(
                 f"training diverged at step {loop.step} (loss {value}); lower --lr")
-        optimizers.zero_grad()
-        loss.backward()
         if config.grad_clip > 0:
             nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizers.step()
         loop.step += 1
         loop.targets_seen += batch.n_targets
         done_here += 1
-        tokens_here += per_step
-        rate = tokens_here / max(1e-9, time.perf_counter() - started)
+        rates = meter.tick(per_step)
         loop.metrics.append({"step": loop.step, "tokens": loop.step * per_step,
                              "loss": round(value, 5),
-                             "lr": lr_factor(loop.step - 1, config) * config.lr})
-        bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:,.0f}")
+                             "lr": lr_factor(loop.step - 1, config) * config.lr, **rates})
+        bar.set_postfix(loss=f"{value:.3f}", **meter.postfix(rates))
         bar.update(1)
         crossed = (loop.step * per_step) // every > ((loop.step - 1) * per_step) // every
         if crossed or loop.step == total:
-            _checkpoint_once(run_dir, config, model, optimizers, loop, on_checkpoint, is_main)
+            _checkpoint_and_wait(run_dir, config, model, optimizers, loop, engine,
+                                 on_checkpoint)
     bar.close()
     return loop
 
 
-def _barrier() -> None:
-    """Wait for every rank of an initialised process group (no-op otherwise)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
-
-
-def _checkpoint_once(run_dir: Path, config: TrainConfig, model: nn.Module,
-                     optimizers: Optimizers, loop: LoopState,
-                     on_checkpoint: Callable[[], None], is_main: bool) -> None:
-    """Checkpoint on the main rank only; the other ranks wait until it is written."""
-    if is_main:
-        checkpoint(run_dir, config, model, optimizers, loop)
+def _checkpoint_and_wait(run_dir: Path, config: TrainConfig, model: nn.Module,
+                         optimizers: Optimizers, loop: LoopState, engine: Engine,
+                         on_checkpoint: Callable[[], None]) -> None:
+    """Checkpoint on the main rank; the other ranks wait until it is written."""
+    checkpoint(run_dir, config, model, optimizers, loop, engine)
+    if engine.is_main:
         on_checkpoint()
-    _barrier()
+    engine.barrier()

@@ -8,6 +8,7 @@ same directory with the same config resumes; a different config is refused.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,53 +107,132 @@ def train(
     ``tokenizer`` (a ``tokenizers.Tokenizer``) it uses so the run stays a source.
     ``stop_after`` stops after that many steps without a checkpoint (a simulated kill);
     for word2vec it counts epochs, each of which ends with a checkpoint.
-    ``compile`` compiles the neural blocks with ``torch.compile`` (see
-    :mod:`convergent.train.compiled`): same math, different rounding, faster long runs.
+    ``compile`` (or ``config.engine.compile``) compiles the neural blocks with
+    ``torch.compile`` (see :mod:`convergent.train.compiled`): same math, different rounding.
+
+    ``config.engine`` says where: with ``nproc`` > 1 this process prepares the run folder
+    and its data, then starts ``nproc`` ranks with torchrun (:mod:`convergent.train.launch`)
+    and waits; inside torchrun (this process is one rank) it trains as that rank.
     """
-    import torch
+    from convergent.train.engine import check_placement, torchrun_world
 
     config.validate()
-    run_dir = prepare_run_dir(out, config)
-    if batches is None:
-        tok, stream = prepare_data(run_dir, config, progress)
-    else:
-        if tokenizer is None:
-            raise ConvergentError("train(batches=...) also needs the tokenizer they use")
-        tok, stream = tokenizer, None
-        write_bytes_atomic(run_dir / "tokenizer.json", lambda h: h.write(tok.to_str().encode()))
-    if not config.neural:
-        from convergent.train.embeddings import train_classical
+    if compile and not config.engine.compile:
+        config = config.replace(engine=dataclasses.replace(config.engine, compile=True))
+    if config.neural:
+        check_placement(config.engine)
+        check_memory(config)
+    if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
+        from convergent.train.launch import launch_ranks
 
-        if stream is None:
-            raise ConvergentError(f"{config.arch} trains on a corpus, not on a batch source")
-        train_classical(run_dir, config, tok, stream, progress, stop_after)
-        ckpts = tuple((c.step, c.tokens) for c in list_checkpoints(run_dir))
-        complete = config.arch == "ppmi" or ckpts[-1][0] >= config.embedding.epochs
-        write_manifest(run_dir, config, complete=complete)
-        return RunResult(run_dir, config, complete, ckpts[-1][0], ckpts[-1][1], None, ckpts)
+        run_dir = prepare_run_dir(out, config)
+        if batches is None:
+            prepare_data(run_dir, config, progress)  # ready before any rank starts
+        elif tokenizer is not None:
+            _save_tokenizer(run_dir, tokenizer)
+        launch_ranks(run_dir, config, progress=progress, stop_after=stop_after)
+        return read_result(run_dir, config)
+    if not config.neural:
+        return _train_classical(config, out, batches, progress, stop_after)
+    return _train_neural(config, out, batches, tokenizer, progress, stop_after)
+
+
+def check_memory(config: TrainConfig, world: int | None = None) -> None:
+    """Refuse in one line a run whose estimated peak memory exceeds its device."""
+    from convergent.train.engine import resolve_device
+
+    try:  # TEMP-INTEGRATION: until train/memory.py lands
+        from convergent.train.memory import check_fits, device_memory_bytes, estimate_memory
+    except ModuleNotFoundError:
+        return
+
+    device = resolve_device(config.engine.device)
+    estimate = estimate_memory(config, config.vocab_size, world or config.engine.nproc)
+    capacity = device_memory_bytes(device)
+    if capacity is not None:
+        check_fits(estimate, capacity, f"{config.arch} on {device.type}")
+
+
+def _save_tokenizer(run_dir: Path, tok: Any) -> None:
+    write_bytes_atomic(run_dir / "tokenizer.json", lambda h: h.write(tok.to_str().encode()))
+
+
+def _train_classical(config: TrainConfig, out: str | Path, batches: BatchSource | None,
+                     progress: bool, stop_after: int | None) -> RunResult:
+    from convergent.train.embeddings import train_classical
+
+    if batches is not None:
+        raise ConvergentError(f"{config.arch} trains on a corpus, not on a batch source")
+    run_dir = prepare_run_dir(out, config)
+    tok, stream = prepare_data(run_dir, config, progress)
+    train_classical(run_dir, config, tok, stream, progress, stop_after)
+    ckpts = list_checkpoints(run_dir)
+    complete = config.arch == "ppmi" or ckpts[-1].step >= config.embedding.epochs
+    write_manifest(run_dir, config, complete=complete)
+    return read_result(run_dir, config)
+
+
+def _train_neural(config: TrainConfig, out: str | Path, batches: BatchSource | None,
+                  tokenizer: Any, progress: bool, stop_after: int | None) -> RunResult:
+    """Train as this process's rank (the only one, or one of torchrun's)."""
+    import torch
+
     from convergent.train.allocator import keep_freed_memory
+    from convergent.train.engine import start_engine, stop_engine
     from convergent.train.loop import train_loop
     from convergent.train.models import build_model
 
-    keep_freed_memory()
+    if batches is not None and tokenizer is None:
+        raise ConvergentError("train(batches=...) also needs the tokenizer they use")
+    engine = start_engine(config.engine, config.batch_size)
+    try:
+        run_dir = Path(out)
+        if engine.is_main:
+            prepare_run_dir(run_dir, config)
+            if batches is None:
+                prepare_data(run_dir, config, progress)
+            else:
+                _save_tokenizer(run_dir, tokenizer)
+        engine.barrier()  # the run folder and its data exist; every rank reads them
+        if batches is None:
+            tokenizer, stream = prepare_data(run_dir, config, progress=False)
+            batches = make_batches(stream, tokenizer, config)
+        keep_freed_memory()
+        torch.manual_seed(config.seed)
+        model = build_model(config.arch, config.model, tokenizer.get_vocab_size())
+        extra = {"engine": {**config.engine.to_dict(), "resolved": engine.describe(),
+                            "world_size": engine.world}}
 
-    if batches is None:
-        batches = make_batches(stream, tok, config)
-    torch.manual_seed(config.seed)
-    model = build_model(config.arch, config.model, tok.get_vocab_size())
-    if compile:
-        from convergent.train.compiled import compile_for_training
+        def manifest(complete: bool = False) -> None:
+            if engine.is_main:
+                write_manifest(run_dir, config, complete=complete, extra=extra)
 
-        compile_for_training(model, batches.batch(0))
-    write_manifest(run_dir, config, complete=False)
-    loop = train_loop(model, batches, config, run_dir,
-                      on_checkpoint=lambda: write_manifest(run_dir, config, complete=False),
-                      stop_after=stop_after, progress=progress)
-    complete = loop.step >= config.total_steps
-    write_manifest(run_dir, config, complete=complete)
-    write_json_atomic(run_dir / "metrics.json", loop.metrics)
+        if engine.is_main and progress:
+            print(f"engine: {engine.describe()}")
+        manifest()
+        loop = train_loop(model, batches, config, run_dir, engine, on_checkpoint=manifest,
+                          stop_after=stop_after, progress=progress,
+                          compile=config.engine.compile)
+        engine.barrier()
+        if engine.is_main:
+            manifest(complete=loop.step >= config.total_steps)
+            write_json_atomic(run_dir / "metrics.json", loop.metrics)
+        engine.barrier()
+    finally:
+        stop_engine(engine)
+    return read_result(run_dir, config)
+
+
+def read_result(run_dir: Path, config: TrainConfig) -> RunResult:
+    """The :class:`RunResult` of the run in ``run_dir``, from its files."""
     ckpts = tuple((c.step, c.tokens) for c in list_checkpoints(run_dir))
-    final = loop.metrics[-1]["loss"] if loop.metrics else None
-    return RunResult(run_dir, config, complete, loop.step, loop.step * config.tokens_per_step,
-                     final, ckpts)
-
+    manifest = run_dir / "manifest.json"
+    complete = bool(json.loads(manifest.read_text()).get("complete")) \
+        if manifest.is_file() else False
+    metrics_file = run_dir / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else []
+    final = metrics[-1]["loss"] if metrics else None
+    step, tokens = ckpts[-1] if ckpts else (0, 0)
+    if metrics and config.neural:
+        step, tokens = metrics[-1]["step"], metrics[-1]["tokens"]
+    return RunResult(run_dir, config, complete, step, tokens, final, ckpts)
