@@ -29,7 +29,14 @@ them and receives the rest), plus padding where a shape's count is not a multipl
 Newton-Schulz work per rank falls W-fold. Each parameter is computed by one rank with the
 one-process arithmetic, so all ranks end the step with the one-process parameters.
 torch ships no sharded Muon (2.13), so this round plan is ours; the collectives are torch's.
-Parameters sharded by FSDP2 (DTensors) are not supported here: they raise.
+
+FSDP2 (``fully_shard``: parameters, gradients and momentum are DTensors on a 1-D device
+mesh; no ``process_group`` needed): momentum stays sharded; per round each matrix's
+Nesterov blend is gathered whole (``full_tensor``), its owner orthogonalises it, one
+all-gather hands the orthogonalised matrices to all ranks, and each rank steps its own rows
+(``distribute_tensor`` without communication). That is two all-gathers of the Muon
+matrices per step, against the W-fold Newton-Schulz work of orthogonalising all of them on
+every rank. The momentum buffers are then DTensors, like FSDP2's AdamW state.
 """
 
 from __future__ import annotations
@@ -99,7 +106,8 @@ class Muon(torch.optim.Muon):
     iteration for the others; ``True``/``False`` force one or the other everywhere.
     ``process_group``: a ``torch.distributed`` group over which the parameters are
     replicated (DDP); with more than one rank each rank orthogonalises only its share of
-    the matrices (module docstring). ``None`` (default): one process, no communication.
+    the matrices (module docstring). ``None`` (default): one process, no communication,
+    unless the parameters are FSDP2 DTensors, which are sharded over their own mesh.
     """
 
     def __init__(self, params: Any, *args: Any, float32: bool | None = None,
@@ -121,13 +129,17 @@ class Muon(torch.optim.Muon):
         return (dist.get_rank(self.process_group),
                 dist.get_world_size(self.process_group))
 
-    def _apply_update(self, group: dict[str, Any], param: torch.Tensor, grad: torch.Tensor,
-                      buf: torch.Tensor) -> None:
-        """Nesterov blend, orthogonalisation, decoupled decay and the scaled update."""
-        lr = float(group["lr"])
+    def _orthogonalised(self, group: dict[str, Any], grad: torch.Tensor,
+                        buf: torch.Tensor) -> torch.Tensor:
+        """The Nesterov blend (or the momentum) of a full matrix, orthogonalised."""
         update = grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
-        update = self.orthogonaliser(update)(update, group["ns_coefficients"],
-                                             group["ns_steps"], group["eps"])
+        return self.orthogonaliser(update)(update, group["ns_coefficients"],
+                                           group["ns_steps"], group["eps"])
+
+    @staticmethod
+    def _descend(group: dict[str, Any], param: torch.Tensor, update: torch.Tensor) -> None:
+        """Decoupled weight decay and the shape-adjusted step along ``update``."""
+        lr = float(group["lr"])
         adjusted = _muon._adjust_lr(lr, group["adjust_lr_fn"], param.shape)
         param.mul_(1 - lr * group["weight_decay"])
         param.add_(update, alpha=-adjusted)
@@ -135,7 +147,8 @@ class Muon(torch.optim.Muon):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Muon step (torch's ``_single_tensor_muon`` with a per-tensor orthogonaliser),
-        sharded over ``process_group`` when it has more than one rank."""
+        sharded over ``process_group`` when it has more than one rank, and over the device
+        mesh when the parameters are DTensors (FSDP2)."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -146,25 +159,24 @@ class Muon(torch.optim.Muon):
             grads: list[torch.Tensor] = []
             buffers: list[torch.Tensor] = []
             self._init_group(group, params, grads, buffers)
+            dtensors = _dtensor_mesh(group["params"])
             for param, grad, buf in zip(params, grads, buffers, strict=True):
                 if grad.ndim != 2:
                     raise ValueError("Param gradient must be a 2D matrix")
                 buf.lerp_(grad, 1 - group["momentum"])
-                if world == 1:
-                    self._apply_update(group, param, grad, buf)
-            if world > 1:
+                if world == 1 and dtensors is None:
+                    self._descend(group, param, self._orthogonalised(group, grad, buf))
+            if dtensors is not None:
+                self._fully_sharded_update(group, dtensors)
+            elif world > 1:
                 self._sharded_update(group, rank, world)
         return loss
 
     def _sharded_update(self, group: dict[str, Any], rank: int, world: int) -> None:
         """Update this rank's share of ``group`` and all-gather every updated parameter."""
         import torch.distributed as dist
-        from torch.distributed.tensor import DTensor
 
         members: list[torch.Tensor] = group["params"]
-        if any(isinstance(p, DTensor) for p in members):
-            raise ValueError("distributed Muon needs replicated parameters (DDP), "
-                             "not DTensors (FSDP2)")
         keys = [(tuple(p.shape), str(p.dtype), str(p.device)) for p in members]
         pending: list[tuple[Any, list[torch.Tensor], tuple[int, ...]]] = []
         for owners in shard_rounds(keys, world):
@@ -175,8 +187,8 @@ class Muon(torch.optim.Muon):
             else:
                 param = members[mine]
                 if param.grad is not None:
-                    self._apply_update(group, param, param.grad,
-                                       self.state[param]["momentum_buffer"])
+                    self._descend(group, param, self._orthogonalised(
+                        group, param.grad, self.state[param]["momentum_buffer"]))
                 sent = param.contiguous()
             # Other ranks' matrices land in place; a copy only where a slot cannot.
             received = [members[index] if index not in (PADDING, mine)
@@ -189,3 +201,58 @@ class Muon(torch.optim.Muon):
             for index, slot in zip(owners, received, strict=True):
                 if index != PADDING and slot is not members[index] and index != owners[rank]:
                     members[index].copy_(slot)
+
+    def _fully_sharded_update(self, group: dict[str, Any], mesh: Any) -> None:
+        """FSDP2: the owner of each matrix orthogonalises it whole (gathered with
+        ``full_tensor``); every rank steps its own rows of the all-gathered results."""
+        import torch.distributed as dist
+        from torch.distributed.tensor import distribute_tensor
+
+        members: list[Any] = group["params"]
+        rank, world = mesh.get_local_rank(), mesh.size()
+        keys = [(tuple(p.shape), str(p.dtype), str(p.device)) for p in members]
+        pending: list[tuple[Any, list[torch.Tensor], tuple[int, ...]]] = []
+        for owners in shard_rounds(keys, world):
+            full: dict[int, torch.Tensor] = {}
+            for index in owners:
+                param = members[index] if index != PADDING else None
+                if param is not None and param.grad is not None:
+                    buf = self.state[param]["momentum_buffer"]
+                    blend = param.grad.lerp(buf, group["momentum"]) if group["nesterov"] \
+                        else buf
+                    full[index] = blend.full_tensor()
+            mine = owners[rank]
+            sample = members[next(i for i in owners if i != PADDING)]
+            sent = torch.zeros(sample.shape, dtype=sample.dtype, device=sample.to_local().device)
+            if mine in full:
+                sent = self.orthogonaliser(full[mine])(
+                    full[mine], group["ns_coefficients"], group["ns_steps"], group["eps"])
+            received = [torch.empty_like(sent) for _ in owners]
+            pending.append((dist.all_gather(received, sent.contiguous(),
+                                            group=mesh.get_group(), async_op=True),
+                            received, owners))
+        for work, received, owners in pending:
+            work.wait()
+            for index, update in zip(owners, received, strict=True):
+                param = members[index] if index != PADDING else None
+                if param is not None and param.grad is not None:
+                    self._descend(group, param, distribute_tensor(
+                        update, mesh, param.placements, src_data_rank=None))
+
+
+def _dtensor_mesh(params: Sequence[torch.Tensor]) -> Any:
+    """The one-dimensional device mesh of DTensor ``params`` (FSDP2), or None if they are
+    plain tensors."""
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.tensor import DTensor
+
+    meshes = {p.device_mesh for p in params if isinstance(p, DTensor)}
+    if not meshes:
+        return None
+    if len(meshes) > 1 or len(params) > sum(isinstance(p, DTensor) for p in params):
+        raise ValueError("Muon needs one parameter group's DTensors on one device mesh")
+    mesh = meshes.pop()
+    if mesh.ndim != 1:
+        raise ValueError("Muon shards over a one-dimensional device mesh only")
+    return mesh
