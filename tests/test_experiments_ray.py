@@ -1,4 +1,5 @@
-"""The Ray backend on a local two-CPU cluster: same spec, same results, failures reported."""
+"""The Ray backend on a local cluster of two CPUs and eight (declared) GPUs: same spec, same
+results, failures reported; GPU jobs get num_gpus and their own CUDA_VISIBLE_DEVICES."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from test_experiments_fixtures import periodic_matrix, write_spec
 
 from convergent.experiments import load_spec, load_table, run_experiment
 from convergent.experiments.backends.ray import RayBackend
+from convergent.experiments.plan import Job
 from convergent.experiments.worker import job_dir
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs pip install 'ray>=2.9'")
@@ -17,7 +19,8 @@ ray = pytest.importorskip("ray", reason="the Ray backend needs pip install 'ray>
 
 @pytest.fixture(scope="module")
 def cluster():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    ray.init(num_cpus=2, num_gpus=8, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR")
     yield
     ray.shutdown()
 
@@ -52,3 +55,17 @@ def test_ray_runs_the_spec_like_the_serial_backend(tmp_path, cluster):
     again = run_experiment(load_spec(file), tmp_path / "ray", backend=RayBackend(),
                            progress=False)
     assert again.skipped == 2
+
+
+def test_gpu_jobs_ask_ray_for_gpus_and_each_sees_its_own(tmp_path, cluster):
+    backend = RayBackend()
+    assert backend.gpus == 8
+    jobs = [Job("two", "probe", "p/two", {}, gpus=2), Job("four", "probe", "p/four", {},
+                                                           gpus=4, cpus=4),
+            Job("cpu", "probe", "p/cpu", {})]
+    records = [backend.submit(job.to_dict(), str(tmp_path)).result() for job in jobs]
+    backend.close()
+    two, four, cpu = ([d for d in (r["devices"] or "").split(",") if d] for r in records)
+    assert len(two) == 2 and len(four) == 4 and not cpu  # Ray set CUDA_VISIBLE_DEVICES
+    assert set(two + four) <= {str(i) for i in range(8)}
+    assert all(r["error"] == "KeyError: 'probe'" for r in records)  # ran (no such kind)

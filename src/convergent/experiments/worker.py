@@ -61,8 +61,9 @@ def execute(job: dict[str, Any], out: str, threads: int | None = None,
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {job['kind']} {job['label']} "
               f"(pid {os.getpid()} on {platform.node()})", flush=True)
         try:
+            runner = RUNNERS[job["kind"]]
             _limit_threads(threads)
-            summary = RUNNERS[job["kind"]](job, Path(out))
+            summary = runner(job, Path(out))
             record.update(status="ok", summary=summary)
         except Exception as err:  # a failing job is reported, never fatal to the others
             trace = traceback.format_exc()
