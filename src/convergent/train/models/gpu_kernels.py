@@ -51,10 +51,14 @@ def _missing(module: str) -> str | None:
     except ModuleNotFoundError as err:
         if err.name and (module == err.name or module.startswith(err.name + ".")):
             return "is not installed"
-        return f"failed to import ({err})"
-    except (ImportError, OSError, RuntimeError) as err:  # e.g. a CUDA extension of another ABI
-        return f"failed to import ({type(err).__name__}: {err})"
+        return f"failed to import ({_first_line(err)})"
+    except (ImportError, OSError, RuntimeError, AttributeError) as err:  # e.g. another ABI
+        return f"failed to import ({type(err).__name__}: {_first_line(err)})"
     return None
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [""])[0]
 
 
 def _ready(module: str, device: torch.device) -> bool:
