@@ -18,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import itertools
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -148,12 +149,18 @@ def prepare_corpus(
         check_request(folder, manifest, {"shard_tokens": shard_tokens}, resuming=True)
     elif folder.exists() and any(folder.iterdir()):
         raise ConvergentError(f"{folder}: the folder is not empty and holds no prepared data")
-    with _locked(folder):
-        manifest = read_manifest(folder)  # another process may have finished meanwhile
-        if manifest is not None and manifest.get("complete"):
-            return PreparedData(folder, manifest)
-        return _prepare(folder, request, manifest, shard_tokens, workers, progress,
-                        stop_after_shards)
+    fresh = not folder.exists()
+    try:
+        with _locked(folder):
+            manifest = read_manifest(folder)  # another process may have finished meanwhile
+            if manifest is not None and manifest.get("complete"):
+                return PreparedData(folder, manifest)
+            return _prepare(folder, request, manifest, shard_tokens, workers, progress,
+                            stop_after_shards)
+    except ConvergentError:
+        if fresh and read_manifest(folder) is None:  # bad input: leave nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
 @contextmanager
@@ -186,7 +193,8 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
         text = tok.to_str().encode()
         write_bytes_atomic(folder / "tokenizer.json", lambda h: h.write(text))
         manifest = {
-            "kind": KIND, "format": FORMAT, "complete": False, "request": request,
+            "kind": KIND, "format": FORMAT, "complete": False,
+            "request": {**request, "shard_tokens": shard_tokens},
             "source": {"corpus": request["corpus"], "revision": request["revision"]},
             "tokenizer": {"spec": request["tokenizer"], "size": tok.get_vocab_size(),
                           "eos": eos_id(tok), "sha256": hashlib.sha256(text).hexdigest()},
