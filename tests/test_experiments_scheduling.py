@@ -10,11 +10,10 @@ from test_experiments_fixtures import tiny_train, write_spec
 
 from convergent.cli import main
 from convergent.errors import ConvergentError
-from convergent.experiments import load_spec, make_plan, parse_spec, run_experiment
+from convergent.experiments import load_spec, make_plan, parse_spec, run_experiment, runner
 from convergent.experiments.backends.local import LocalBackend
 from convergent.experiments.hashing import content_hash
 from convergent.experiments.plan import Job, Plan, for_backend, job_identity
-from convergent.experiments import runner
 from convergent.experiments.runner import _schedule
 from convergent.experiments.worker import job_dir
 
@@ -74,7 +73,7 @@ def test_keys_of_default_engine_runs_are_unchanged_and_engine_changes_count():
 def test_processes_and_engine_nproc_must_agree():
     group = {"processes": 2, "set": {**tiny_train("c.jsonl"), "engine.nproc": 4}}
     data = {"experiment": {"name": "k"}, "train": {"g": group}}
-    with pytest.raises(ConvergentError, match="processes 2 and engine.nproc 4 disagree"):
+    with pytest.raises(ConvergentError, match=r"processes 2 and engine\.nproc 4 disagree"):
         make_plan(parse_spec(data))
 
 
