@@ -117,7 +117,19 @@ def test_local_pool_gives_each_gpu_job_its_own_devices_and_waits_for_free_ones(
     assert len(seen) == 4
 
 
-def test_a_job_asking_for_more_gpus_than_the_machine_has_is_refused(tmp_path, capsys):
+def test_gpu_slots_come_from_cuda_visible_devices(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert LocalBackend(workers=1).gpus == 2
+    assert LocalBackend(workers=1, gpus=1)._devices == ["3"]  # the first N visible
+    with pytest.raises(ConvergentError, match="--gpus 4: only 2 visible"):
+        LocalBackend(workers=1, gpus=4).ready({"gpus": 1})
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert LocalBackend(workers=1).gpus == 0
+
+
+def test_a_job_asking_for_more_gpus_than_the_machine_has_is_refused(tmp_path, capsys,
+                                                                     monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     spec = gpu_spec(tmp_path, nproc=4)
     out = tmp_path / "out"
     code = main(["run", str(spec), "--out", str(out), "--gpus", "2", "--no-progress"])

@@ -44,10 +44,16 @@ def visible_gpus() -> list[str]:
 def _gpu_ids(gpus: int | Sequence[str] | None) -> list[str]:
     if gpus is None:
         return visible_gpus()
-    if isinstance(gpus, int):
+    if isinstance(gpus, int):  # the first N of CUDA_VISIBLE_DEVICES, else ids 0..N-1
         if gpus < 0:
             raise ConvergentError(f"gpus {gpus}: must be >= 0")
-        return [str(i) for i in range(gpus)]
+        if os.environ.get(DEVICES_ENV) is None:
+            return [str(i) for i in range(gpus)]
+        ids = visible_gpus()
+        if gpus > len(ids):
+            raise ConvergentError(f"--gpus {gpus}: only {len(ids)} visible "
+                                  f"({DEVICES_ENV}={os.environ[DEVICES_ENV]!r})")
+        return ids[:gpus]
     return [str(g) for g in gpus]
 
 
