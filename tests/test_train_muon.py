@@ -65,6 +65,7 @@ def test_training_engine_uses_it_and_state_round_trips() -> None:
     model = build_model("transformer", config.model, 50)
     optimizers = build_optimizers(model, config)
     assert isinstance(optimizers.parts["muon"], Muon)
+    assert optimizers.parts["muon"].process_group is None  # no process group: one process
     tokens = torch.randint(0, 50, (4, 9))
     model.loss(tokens, torch.ones(4, 8, dtype=torch.bool)).backward()
     optimizers.step()

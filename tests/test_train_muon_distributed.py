@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from convergent.train.muon import PADDING, Muon, shard_rounds
+from convergent.train.muon import PADDING, Muon, replicated_group, shard_rounds
 
 SHAPES = [(8, 12), (12, 8), (8, 12), (16, 16), (8, 12), (4, 6), (12, 8)]
 NO_GRAD = 5  # this parameter gets no gradient: Muon leaves it alone
@@ -51,7 +51,7 @@ def _run(process_group=None) -> tuple[list[torch.Tensor], dict, int]:
 def _worker(rank: int, world: int, init: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        params, state, calls = _run(dist.group.WORLD)
+        params, state, calls = _run(replicated_group())
         torch.save({"params": params, "state": state, "calls": calls}, f"{out}.{rank}")
     finally:
         dist.destroy_process_group()
@@ -114,6 +114,7 @@ def test_one_rank_is_the_one_process_step_bit_for_bit(tmp_path) -> None:
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
                             world_size=1)
     try:
+        assert replicated_group() is None  # one rank: build_optimizers shards nothing
         grouped, _, grouped_calls = _run(dist.group.WORLD)
     finally:
         dist.destroy_process_group()

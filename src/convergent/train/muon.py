@@ -99,6 +99,16 @@ def shard_rounds(keys: Sequence[tuple[Any, ...]], world: int) -> list[tuple[int,
     return rounds
 
 
+def replicated_group() -> Any:
+    """``torch.distributed``'s default group when one of more than one rank is initialised
+    (the ranks of a DDP run, over which parameters are replicated), else None."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.group.WORLD
+    return None
+
+
 class Muon(torch.optim.Muon):
     """``torch.optim.Muon`` that orthogonalises CPU tensors in float32.
 

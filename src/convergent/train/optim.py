@@ -102,11 +102,11 @@ def build_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
                    {"params": plain, "weight_decay": 0.0}]
     parts: dict[str, torch.optim.Optimizer] = {}
     if config.optimizer == "muon" and hidden:
-        from convergent.train.muon import Muon
+        from convergent.train.muon import Muon, replicated_group
 
         parts["muon"] = Muon(
             hidden, lr=config.muon_lr or config.lr, weight_decay=config.weight_decay,
-            adjust_lr_fn="match_rms_adamw",
+            adjust_lr_fn="match_rms_adamw", process_group=replicated_group(),
         )
     else:
         adam_groups[0]["params"] = decayed + hidden
