@@ -62,15 +62,15 @@ class MemoryEstimate:
 
 
 def _resolve_precision(config: TrainConfig) -> str:
-    precision = config.engine.precision
-    if precision != "auto":
-        return precision
+    """The engine's rule (``auto``: bf16 on CUDA), for a device that may not be here."""
+    import torch
+
+    from convergent.train.engine import resolve_precision
+
     device = config.engine.device
     if device == "auto":
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    return "bf16" if device == "cuda" else "fp32"
+    return resolve_precision(config.engine.precision, torch.device(device))
 
 
 def _per_token_block(arch: str, config: ModelConfig, seq_len: int) -> tuple[float, float, float]:
