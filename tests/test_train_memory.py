@@ -190,6 +190,8 @@ def test_describe_and_device_memory() -> None:
     available = device_memory_bytes(torch.device("cpu"))
     assert available is None or available > 0
     assert parameter_count("transformer", TINY, VOCAB)["total"] * 4 == estimate.parameters
+    with pytest.raises(ConvergentError, match="neural"):
+        estimate_memory(TrainConfig(arch="word2vec", tokenizer="word"), VOCAB)
 
 
 def test_paper_scale_numbers_are_plausible() -> None:
