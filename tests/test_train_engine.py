@@ -202,3 +202,20 @@ def test_cuda_is_resolved_for_model_batches_and_compile_sample(monkeypatch, tmp_
     accumulate(trainable, cpu_engine, Source().batch(0))
     assert {device for _, device in seen} == {torch.device("cuda", 0)}
     assert [kind for kind, _ in seen][:3] == ["model", "batch", "compile"]
+
+
+@pytest.mark.slow
+def test_a_spec_group_with_processes_trains_with_two_ranks(corpus, tmp_path):
+    from test_experiments_fixtures import tiny_train, write_spec
+
+    from convergent.experiments import load_spec, load_table, run_experiment
+
+    file = write_spec(tmp_path / "d.toml", {
+        "experiment": {"name": "d"},
+        "train.g": {"set": {**tiny_train(corpus), "arch": "lstm"}, "processes": 2}})
+    summary = run_experiment(load_spec(file), tmp_path / "out", backend="serial",
+                             progress=False)
+    assert summary.success, summary.failed
+    (row,) = load_table(tmp_path / "out").itertuples()
+    assert row.steps == 6 and row.final_loss > 0
+    assert '"processes": 2' in row.config

@@ -40,9 +40,29 @@ def register(subparsers: Any) -> None:
                    "CPU; the torch default otherwise)")
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/PRESET-ARCH[-OPTIMIZER][-PERTURB])")
-    p.add_argument("--compile", action="store_true",
-                   help="compile the model's blocks with torch.compile: up to 1.4x faster "
-                   "steps after a 15-45 s compile; for runs longer than a few minutes")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="train on data prepared by `convergent data prepare` (memmapped "
+                   "shards; needed for corpora of billions of tokens)")
+    engine = p.add_argument_group("engine (where and how; a run may resume under another)")
+    engine.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                        help="auto (default) takes CUDA when it is available")
+    engine.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
+                        help="auto (default): bf16 autocast with TF32 on CUDA, fp32 on CPU")
+    engine.add_argument("--micro-batch", type=int, default=None, metavar="N",
+                        help="rows per forward/backward on each rank (gradient accumulation; "
+                        "default: the rank's whole share of the batch)")
+    engine.add_argument("--activation-checkpointing", action="store_true", default=None,
+                        help="recompute each block in backward: far less activation memory")
+    engine.add_argument("--nproc", type=int, default=None, metavar="N",
+                        help="ranks on this node (one per GPU), started with torchrun; for "
+                        "several nodes run `torchrun ... -m convergent.train.launch`")
+    engine.add_argument("--fsdp", action="store_true", default=None,
+                        help="shard parameters, gradients and optimizer state over the ranks "
+                        "(FSDP2 fully_shard) instead of replicating them (DDP)")
+    engine.add_argument("--compile", action="store_true", default=None,
+                        help="compile the model's blocks with torch.compile: up to 1.4x "
+                        "faster steps after a 15-45 s compile; for runs longer than a few "
+                        "minutes")
     p.add_argument("--no-progress", action="store_true")
     from convergent.tasks.cli_support import add_task_arguments
 
@@ -58,12 +78,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from convergent.train import TrainConfig, train
-    from convergent.train.config import parse_assignments, with_changes
+    from convergent.train.config import parse_assignments, with_changes, with_engine
     from convergent.train.presets import preset
 
     changes = {"optimizer": args.optimizer, "perturb": args.perturb, "tokens": args.tokens,
                "seed": args.seed, "lr": args.lr, "corpus": args.corpus,
-               "tokenizer": args.tokenizer}
+               "tokenizer": args.tokenizer, "data": args.data}
     if args.config is not None:
         base = TrainConfig.load(args.config)
         changes["arch"] = args.arch
@@ -72,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         config = preset(args.preset, args.arch, **changes)
     if args.set:
         config = with_changes(config, parse_assignments(args.set))
+    config = with_engine(config, **engine_options(args))
     threads = args.threads if args.threads is not None else (1 if args.preset == "quick" else 0)
     if threads:
         torch.set_num_threads(threads)
@@ -81,11 +102,20 @@ def run(args: argparse.Namespace) -> int:
               else "one pass")
     print(f"training {config.arch} into {out} ({budget}, perturbation "
           f"{config.perturb or 'none'})")
-    result = train(config, out, progress=not args.no_progress, compile=args.compile)
+    result = train(config, out, progress=not args.no_progress)
     loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
     print(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
     print(f"next: convergent numbers run:{out} --numbers 0:100 --dynamics --out {out}/numbers")
     return 0
+
+
+ENGINE_OPTIONS = ("device", "precision", "micro_batch", "nproc", "activation_checkpointing",
+                  "fsdp", "compile")
+
+
+def engine_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine options given on the command line (absent ones left out)."""
+    return {k: getattr(args, k) for k in ENGINE_OPTIONS if getattr(args, k, None) is not None}
 
 
 def _default_name(preset_name: str, config: Any) -> str:

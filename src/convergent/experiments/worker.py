@@ -93,37 +93,20 @@ def _limit_threads(threads: int) -> None:
 
 
 def _train(job: dict[str, Any], out: Path) -> dict[str, Any]:
+    """A training run; with ``engine.nproc`` > 1, ``train`` starts its torchrun ranks."""
     from convergent.train.config import TrainConfig
     from convergent.train.run import train
 
     config = TrainConfig.from_dict(job["config"]["train"])
-    processes = int(job["config"].get("processes", 1))
-    if processes > 1:
-        return _train_ddp(config, run_dir(out, job["key"]), processes)
     result = train(config, run_dir(out, job["key"]), progress=False)
     if not result.complete:
         raise ConvergentError(f"{job['label']}: training stopped before the end")
-    return {"steps": result.steps, "tokens": result.tokens, "final_loss": result.final_loss,
-            "checkpoints": len(result.checkpoints), "run": str(result.run_dir)}
-
-
-def _train_ddp(config: Any, folder: Path, processes: int) -> dict[str, Any]:
-    """One run as ``processes`` torchrun ranks (see :mod:`convergent.experiments.ddp`)."""
-    import json
-
-    from convergent.experiments.ddp import launch
-    from convergent.train.checkpoint import list_checkpoints
-
-    done = launch(config, folder, processes=processes)
-    print(done.stdout[-4000:], done.stderr[-4000:], sep="\n", flush=True)
-    manifest = json.loads((folder / "manifest.json").read_text())
-    if not manifest.get("complete"):
-        raise ConvergentError(f"{folder}: the distributed run stopped before the end")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    checkpoints = list_checkpoints(folder)
-    return {"steps": checkpoints[-1].step, "tokens": checkpoints[-1].tokens,
-            "final_loss": metrics[-1]["loss"] if metrics else None,
-            "checkpoints": len(checkpoints), "run": str(folder), "processes": processes}
+    summary = {"steps": result.steps, "tokens": result.tokens,
+               "final_loss": result.final_loss, "checkpoints": len(result.checkpoints),
+               "run": str(result.run_dir)}
+    if config.engine.nproc > 1:
+        summary["processes"] = config.engine.nproc
+    return summary
 
 
 def _addition(job: dict[str, Any], out: Path) -> dict[str, Any]:

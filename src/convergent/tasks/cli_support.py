@@ -90,6 +90,10 @@ def build_task_spec(args: argparse.Namespace):
         from convergent.train.config import parse_assignments, with_changes
 
         config = with_changes(config, parse_assignments(args.set))
+    from convergent.cli.train import engine_options
+    from convergent.train.config import with_engine
+
+    config = with_engine(config, **engine_options(args))
     train_pairs = args.train_pairs
     if train_pairs is None:  # the default, or all pairs outside the test set if fewer
         space = 10 ** (2 * task.digits) - args.test_pairs
@@ -113,7 +117,7 @@ def run_task_training(args: argparse.Namespace) -> int:
     out = getattr(args, "out", None) or Path("runs") / f"{spec.task.spec}-{spec.config.optimizer}"
     progress = not getattr(args, "no_progress", False)
     print(f"training {spec.task.name} ({spec.config.arch}, {spec.config.optimizer}) into {out}")
-    train_task(spec, out, progress=progress, compile=args.compile)
+    train_task(spec, out, progress=progress)
     points = evaluate_run(out, progress=progress)
     print_dynamics(points)
     print(f"next: convergent numbers run:{out} --numbers 0:{spec.task.base} --dynamics "

@@ -244,6 +244,13 @@ class TrainConfig:
         return cls.from_dict(data)
 
 
+def with_engine(config: TrainConfig, **options: Any) -> TrainConfig:
+    """``config`` with the given engine fields (``device="cuda"``, ``nproc=8``), validated."""
+    if not options:
+        return config
+    return config.replace(engine=replace(config.engine, **options)).validate()
+
+
 def is_named_tokenizer(spec: str) -> bool:
     """A tokenizer given by name (``hf:ORG/NAME``) or file (``*.json``), not trained here."""
     return spec.startswith("hf:") or spec.endswith(".json")

@@ -90,7 +90,11 @@ def _relay(stream: Any, tail: list[str], progress: bool) -> None:
             tail.append(line)
             del tail[:-200]
             if progress and line.startswith(FORWARDED) and not line.startswith(RANK_ERROR):
-                print(line, file=sys.stderr, flush=True)
+                bar = line.startswith("train ")  # rank 0's tqdm bar: redrawn in place
+                print(("\r" if bar else "") + line, end="" if bar else "\n",
+                      file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

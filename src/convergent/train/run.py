@@ -121,7 +121,9 @@ def train(
         config = config.replace(engine=dataclasses.replace(config.engine, compile=True))
     if config.neural:
         check_placement(config.engine)
-        check_memory(config)
+        plan = check_memory(config)
+        if progress and torchrun_world() is None:
+            print(plan)
     if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
         from convergent.train.launch import launch_ranks
 
@@ -137,20 +139,24 @@ def train(
     return _train_neural(config, out, batches, tokenizer, progress, stop_after)
 
 
-def check_memory(config: TrainConfig, world: int | None = None) -> None:
-    """Refuse in one line a run whose estimated peak memory exceeds its device."""
-    from convergent.train.engine import resolve_device
+def check_memory(config: TrainConfig) -> str:
+    """Refuse in one line a run whose estimated peak memory exceeds its device.
 
-    try:  # TEMP-INTEGRATION: until train/memory.py lands
-        from convergent.train.memory import check_fits, device_memory_bytes, estimate_memory
-    except ModuleNotFoundError:
-        return
+    Returns the plan as one line: parameters and the memory estimate per device.
+    """
+    from convergent.train.engine import resolve_device
+    from convergent.train.flops import parameter_count
+    from convergent.train.memory import check_fits, describe, device_memory_bytes, estimate_memory
 
     device = resolve_device(config.engine.device)
-    estimate = estimate_memory(config, config.vocab_size, world or config.engine.nproc)
+    estimate = estimate_memory(config, config.vocab_size, config.engine.nproc)
     capacity = device_memory_bytes(device)
+    if capacity is not None and device.type == "cpu":
+        capacity //= config.engine.nproc  # the ranks share the node's memory
     if capacity is not None:
         check_fits(estimate, capacity, f"{config.arch} on {device.type}")
+    params = parameter_count(config.arch, config.model, config.vocab_size)["total"]
+    return f"{config.arch}: {params / 1e6:,.1f}M parameters; {describe(estimate)}"
 
 
 def _save_tokenizer(run_dir: Path, tok: Any) -> None:

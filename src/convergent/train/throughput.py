@@ -16,6 +16,7 @@ from torch import nn
 
 from convergent.train.config import TrainConfig
 from convergent.train.engine import Engine
+from convergent.train.flops import flops_per_token, mfu, peak_flops
 
 GIB = 2**30
 
@@ -36,7 +37,7 @@ class Throughput:
         rate = tokens / seconds
         out: dict[str, Any] = {"tokens_per_s": round(rate, 1)}
         if self.flops and self.peak:
-            out["mfu"] = round(self.flops * rate / (self.peak * self.engine.world), 4)
+            out["mfu"] = round(mfu(rate / self.engine.world, self.flops, self.peak), 4)
         if self.engine.device.type == "cuda":
             out["memory_gib"] = round(torch.cuda.max_memory_allocated(self.engine.device) / GIB,
                                       2)
@@ -53,11 +54,6 @@ class Throughput:
 
 
 def _flops_per_token(config: TrainConfig, model: nn.Module) -> float | None:
-    try:  # TEMP-INTEGRATION: until train/flops.py lands
-        from convergent.train.flops import flops_per_token
-    except ModuleNotFoundError:
-        return None
-
     embed = getattr(model, "embed", None)
     if embed is None:
         return None
@@ -67,6 +63,4 @@ def _flops_per_token(config: TrainConfig, model: nn.Module) -> float | None:
 def _peak(engine: Engine) -> float | None:
     if engine.device.type != "cuda":
         return None
-    from convergent.train.flops import peak_flops
-
     return peak_flops(torch.cuda.get_device_name(engine.device), engine.precision)
