@@ -9,7 +9,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Shard, distribute_tensor
 
+from convergent.errors import ConvergentError
 from convergent.train.muon import PADDING, Muon, replicated_group, shard_rounds
 
 SHAPES = [(8, 12), (12, 8), (8, 12), (16, 16), (8, 12), (4, 6), (12, 8)]
@@ -75,7 +78,6 @@ def _run_model(model: torch.nn.Module) -> int:
 
 
 def _fsdp_worker(rank: int, world: int, init: str, out: str) -> None:
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
@@ -116,6 +118,13 @@ def test_one_rank_is_the_one_process_step_bit_for_bit(tmp_path) -> None:
     try:
         assert replicated_group() is None  # one rank: build_optimizers shards nothing
         grouped, _, grouped_calls = _run(dist.group.WORLD)
+        mesh = init_device_mesh("cpu", (1,))
+        mixed = [torch.nn.Parameter(distribute_tensor(torch.ones(2, 2), mesh, [Shard(0)])),
+                 torch.nn.Parameter(torch.ones(2, 2))]
+        for p in mixed:
+            p.grad = torch.ones_like(p)
+        with pytest.raises(ConvergentError, match="all of a parameter group"):
+            Muon(mixed).step()
     finally:
         dist.destroy_process_group()
     assert grouped_calls == calls
@@ -154,8 +163,9 @@ def test_fsdp2_shards_equal_one_process(tmp_path) -> None:
     for got in ranks:
         for a, b in zip(got["params"], model.parameters(), strict=True):
             torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=0)
-    moved = min(float((a - b).abs().max()) for a, b in zip(
-        model.parameters(), _model().parameters(), strict=True))
+    with torch.no_grad():
+        moved = min(float((a - b).abs().max()) for a, b in zip(
+            model.parameters(), _model().parameters(), strict=True))
     assert moved > 1e-3  # the steps changed every matrix, so agreement means something
     assert ranks[0]["calls"] + ranks[1]["calls"] == single_calls
     assert 0 < ranks[0]["calls"] < single_calls

@@ -48,6 +48,8 @@ from typing import Any
 import torch
 from torch.optim import _muon
 
+from convergent.errors import ConvergentError
+
 PADDING = -1
 
 
@@ -261,8 +263,10 @@ def _dtensor_mesh(params: Sequence[torch.Tensor]) -> Any:
     if not meshes:
         return None
     if len(meshes) > 1 or len(params) > sum(isinstance(p, DTensor) for p in params):
-        raise ValueError("Muon needs one parameter group's DTensors on one device mesh")
+        raise ConvergentError("Muon needs all of a parameter group's matrices sharded "
+                              "(FSDP2) on one device mesh, or none of them")
     mesh = meshes.pop()
     if mesh.ndim != 1:
-        raise ValueError("Muon shards over a one-dimensional device mesh only")
+        raise ConvergentError(f"Muon shards over a one-dimensional device mesh only, "
+                              f"got {mesh.ndim} dimensions (HSDP is not supported)")
     return mesh
