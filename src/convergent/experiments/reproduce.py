@@ -25,24 +25,32 @@ from typing import Any
 
 from convergent.errors import ConvergentError
 from convergent.experiments.spec import ExperimentSpec, parse_spec
+from convergent.train.config import ModelConfig
+from convergent.train.presets import PAPER_ADDITION_BATCH, PAPER_ADDITION_LR, PAPER_ADDITION_MODEL
 
 PRESETS = ("quick", "paper")
 PERTURBATIONS = ["none", "context-2", "isolate-1", "swap", "unigram"]
 
 
-def _addition_group(digits: int, tokens: int, batch_size: int, d_model: int, n_layers: int,
-                    checkpoints: int, train_pairs: int) -> dict[str, Any]:
+def _addition_group(digits: int, tokens: int, batch_size: int, model: ModelConfig,
+                    checkpoints: int, train_pairs: int, lr: float = 3e-3) -> dict[str, Any]:
     """The engine settings of issue 5's addition reproduction, at a given budget."""
+    sizes = {"model.d_model": model.d_model, "model.n_layers": model.n_layers,
+             "model.n_heads": model.n_heads}
+    if model.head_dim:
+        sizes["model.head_dim"] = model.head_dim
     return {
         "set": {"arch": "transformer", "tokens": tokens, "batch_size": batch_size,
-                "lr": 3e-3, "weight_decay": 0.1, "warmup_tokens": tokens // 20,
-                "checkpoint_every": tokens // checkpoints, "model.d_model": d_model,
-                "model.n_layers": n_layers, "model.n_heads": 4,
-                "model.tie_embeddings": True},
+                "lr": lr, "weight_decay": 0.1, "warmup_tokens": tokens // 20,
+                "checkpoint_every": tokens // checkpoints, **sizes,
+                "model.tie_embeddings": model.tie_embeddings},
         "task": {"digits": digits, "chunk": 3},
         "split": {"test_pairs": 2000, "train_pairs": train_pairs, "seed": 0},
         "grid": {"optimizer": ["muon", "adamw"]},
     }
+
+
+QUICK_ADDITION_MODEL = ModelConfig(d_model=64, n_layers=2, n_heads=4, tie_embeddings=True)
 
 
 def _spec(name: str, description: str, numbers: str, train: dict[str, Any],
@@ -83,17 +91,20 @@ QUICK = _spec(
     "tiny models, 400k training tokens of the bundled corpus, numbers 0..99. About 15 "
     "minutes on 2 idle cores; the effects are weak at this scale (see docs/experiments.md).",
     "0:100", {"tokens": QUICK_TOKENS, "checkpoint_every": 100_000},
-    {"addition-9digit": _addition_group(9, 600_000, 32, 64, 2, 4, 0),
-     "addition-3digit": _addition_group(3, 300_000, 32, 64, 2, 4, 100_000)},
+    {"addition-9digit": _addition_group(9, 600_000, 32, QUICK_ADDITION_MODEL, 4, 0),
+     "addition-3digit": _addition_group(3, 300_000, 32, QUICK_ADDITION_MODEL, 4, 100_000)},
 )
 
 PAPER = _spec(
     "paper",
-    "The paper's sizes: ~300M-parameter models, 2B tokens of FineWeb-Edu (needs a network "
-    "and the datasets package), numbers 0..999. Meant for GPUs or a Ray cluster.",
+    "The paper's sizes: ~300M-parameter models, one epoch (~9.4B tokens) of FineWeb-Edu "
+    "sample-10BT (needs a network and the datasets package), numbers 0..999. Meant for "
+    "GPUs or a Ray cluster.",
     "0:1000", {},
-    {"addition-9digit": _addition_group(9, 600_000_000, 512, 1024, 12, 20, 0),
-     "addition-3digit": _addition_group(3, 300_000_000, 512, 1024, 12, 20, 100_000)},
+    {"addition-9digit": _addition_group(9, 600_000_000, PAPER_ADDITION_BATCH,
+                                        PAPER_ADDITION_MODEL, 20, 0, PAPER_ADDITION_LR),
+     "addition-3digit": _addition_group(3, 300_000_000, PAPER_ADDITION_BATCH,
+                                        PAPER_ADDITION_MODEL, 20, 100_000, PAPER_ADDITION_LR)},
 )
 
 

@@ -169,13 +169,17 @@ def repro_config(args: argparse.Namespace):
 
     from convergent.errors import ConvergentError
     from convergent.tasks.experiment import ReproConfig, settings_for, with_changes
-    from convergent.train.config import ModelConfig
+    from convergent.train.presets import (
+        PAPER_ADDITION_BATCH,
+        PAPER_ADDITION_LR,
+        PAPER_ADDITION_MODEL,
+    )
 
     base = ReproConfig()
-    if args.preset == "paper":
-        base = replace(base, model=ModelConfig(d_model=512, n_layers=4, n_heads=8,
-                                               tie_embeddings=True),
-                       steps=20_000, batch_size=256, lr=1e-3, seeds=(0, 1, 2), checkpoints=20)
+    if args.preset == "paper":  # the models and batches of reproduce --preset paper
+        base = replace(base, model=PAPER_ADDITION_MODEL, steps=20_000,
+                       batch_size=PAPER_ADDITION_BATCH, lr=PAPER_ADDITION_LR, seeds=(0, 1, 2),
+                       checkpoints=20)
     model = base.model
     if args.d_model or args.layers:
         model = replace(model, d_model=args.d_model or model.d_model,

@@ -51,6 +51,7 @@ PAPER_SIZES = {
 PAPER_ADDITION_MODEL = ModelConfig(d_model=1024, n_layers=12, n_heads=16, head_dim=64,
                                    tie_embeddings=True)
 PAPER_ADDITION_BATCH = 512
+PAPER_ADDITION_LR = 1e-3
 
 
 def _paper(arch: str) -> TrainConfig:
