@@ -69,21 +69,26 @@ def restore(model, ids: np.ndarray, folder: Path, state: dict) -> None:
                             saved["pos"], saved["has_gauss"], saved["cached_gaussian"]))
 
 
+def new_model(config: TrainConfig):
+    """An untrained gensim model with the run's settings and no vocabulary yet."""
+    from gensim.models import Word2Vec
+
+    e = config.embedding
+    return Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count,
+                    sg=int(e.sg), negative=e.negative, workers=e.workers,
+                    seed=config.seed, hashfxn=_stable_hash, epochs=e.epochs,
+                    alpha=ALPHA, min_alpha=MIN_ALPHA)
+
+
 def build_model(config: TrainConfig, stream: np.ndarray, eos: int | None,
                 chunk: int = DEFAULT_CHUNK):
     """(gensim model with its vocabulary, the sentences, tokens counted) for ``stream``."""
-    from gensim.models import Word2Vec
-
     from convergent.errors import ConvergentError
 
-    e = config.embedding
     stats = scan(stream, eos, MAX_SENTENCE, chunk)
     if not stats.tokens:
         raise ConvergentError("the token stream holds no tokens besides end-of-text")
-    model = Word2Vec(vector_size=e.dim, window=e.window, min_count=e.min_count,
-                     sg=int(e.sg), negative=e.negative, workers=e.workers,
-                     seed=config.seed, hashfxn=_stable_hash, epochs=e.epochs,
-                     alpha=ALPHA, min_alpha=MIN_ALPHA)
+    model = new_model(config)
     model.build_vocab_from_freq({str(t): int(stats.counts[t]) for t in stats.order},
                                 corpus_count=stats.pieces)
     model.corpus_total_words = stats.tokens
