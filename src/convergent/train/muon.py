@@ -141,10 +141,12 @@ class Muon(torch.optim.Muon):
         return (dist.get_rank(self.process_group),
                 dist.get_world_size(self.process_group))
 
-    def _orthogonalised(self, group: dict[str, Any], grad: torch.Tensor,
-                        buf: torch.Tensor) -> torch.Tensor:
-        """The Nesterov blend (or the momentum) of a full matrix, orthogonalised."""
-        update = grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+    @staticmethod
+    def _blend(group: dict[str, Any], grad: torch.Tensor, buf: torch.Tensor) -> torch.Tensor:
+        """The Nesterov blend of gradient and momentum (or the momentum alone)."""
+        return grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+
+    def _orthogonalise(self, group: dict[str, Any], update: torch.Tensor) -> torch.Tensor:
         return self.orthogonaliser(update)(update, group["ns_coefficients"],
                                            group["ns_steps"], group["eps"])
 
@@ -177,7 +179,8 @@ class Muon(torch.optim.Muon):
                     raise ValueError("Param gradient must be a 2D matrix")
                 buf.lerp_(grad, 1 - group["momentum"])
                 if world == 1 and dtensors is None:
-                    self._descend(group, param, self._orthogonalised(group, grad, buf))
+                    self._descend(group, param,
+                                  self._orthogonalise(group, self._blend(group, grad, buf)))
             if dtensors is not None:
                 self._fully_sharded_update(group, dtensors)
             elif world > 1:
@@ -199,8 +202,8 @@ class Muon(torch.optim.Muon):
             else:
                 param = members[mine]
                 if param.grad is not None:
-                    self._descend(group, param, self._orthogonalised(
-                        group, param.grad, self.state[param]["momentum_buffer"]))
+                    blend = self._blend(group, param.grad, self.state[param]["momentum_buffer"])
+                    self._descend(group, param, self._orthogonalise(group, blend))
                 sent = param.contiguous()
             # Other ranks' matrices land in place; a copy only where a slot cannot.
             received = [members[index] if index not in (PADDING, mine)
@@ -216,40 +219,29 @@ class Muon(torch.optim.Muon):
 
     def _fully_sharded_update(self, group: dict[str, Any], mesh: Any) -> None:
         """FSDP2: the owner of each matrix orthogonalises it whole (gathered with
-        ``full_tensor``); every rank steps its own rows of the all-gathered results."""
+        ``full_tensor``); every rank steps its own rows of the all-gathered results.
+        Rounds run one after another, so at most 2W full matrices are held at a time."""
         import torch.distributed as dist
         from torch.distributed.tensor import distribute_tensor
 
         members: list[Any] = group["params"]
         rank, world = mesh.get_local_rank(), mesh.size()
         keys = [(tuple(p.shape), str(p.dtype), str(p.device)) for p in members]
-        pending: list[tuple[Any, list[torch.Tensor], tuple[int, ...]]] = []
         for owners in shard_rounds(keys, world):
-            full: dict[int, torch.Tensor] = {}
-            for index in owners:
-                param = members[index] if index != PADDING else None
-                if param is not None and param.grad is not None:
-                    buf = self.state[param]["momentum_buffer"]
-                    blend = param.grad.lerp(buf, group["momentum"]) if group["nesterov"] \
-                        else buf
-                    full[index] = blend.full_tensor()
-            mine = owners[rank]
+            stepped = [i for i in owners if i != PADDING and members[i].grad is not None]
+            full = {i: self._blend(group, members[i].grad,
+                                   self.state[members[i]]["momentum_buffer"]).full_tensor()
+                    for i in stepped}
             sample = members[next(i for i in owners if i != PADDING)]
-            sent = torch.zeros(sample.shape, dtype=sample.dtype, device=sample.to_local().device)
-            if mine in full:
-                sent = self.orthogonaliser(full[mine])(
-                    full[mine], group["ns_coefficients"], group["ns_steps"], group["eps"])
+            mine = owners[rank]
+            sent = self._orthogonalise(group, full[mine]) if mine in full else torch.zeros(
+                sample.shape, dtype=sample.dtype, device=sample.to_local().device)
             received = [torch.empty_like(sent) for _ in owners]
-            pending.append((dist.all_gather(received, sent.contiguous(),
-                                            group=mesh.get_group(), async_op=True),
-                            received, owners))
-        for work, received, owners in pending:
-            work.wait()
+            dist.all_gather(received, sent.contiguous(), group=mesh.get_group())
             for index, update in zip(owners, received, strict=True):
-                param = members[index] if index != PADDING else None
-                if param is not None and param.grad is not None:
-                    self._descend(group, param, distribute_tensor(
-                        update, mesh, param.placements, src_data_rank=None))
+                if index in full:
+                    self._descend(group, members[index], distribute_tensor(
+                        update, mesh, members[index].placements, src_data_rank=None))
 
 
 def _dtensor_mesh(params: Sequence[torch.Tensor]) -> Any:
