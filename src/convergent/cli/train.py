@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -100,13 +101,18 @@ def run(args: argparse.Namespace) -> int:
     budget = (f"{config.tokens:,} tokens, optimizer {config.optimizer}" if config.neural
               else f"{config.embedding.epochs} epochs" if config.arch == "word2vec"
               else "one pass")
-    print(f"training {config.arch} into {out} ({budget}, perturbation "
+    say = print if os.environ.get("RANK", "0") == "0" else _quiet  # once under torchrun
+    say(f"training {config.arch} into {out} ({budget}, perturbation "
           f"{config.perturb or 'none'})")
     result = train(config, out, progress=not args.no_progress)
     loss = f", final loss {result.final_loss:.3f}" if result.final_loss is not None else ""
-    print(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
-    print(f"next: convergent numbers run:{out} --numbers 0:100 --dynamics --out {out}/numbers")
+    say(f"done: {len(result.checkpoints)} checkpoints in {out}{loss}")
+    say(f"next: convergent numbers run:{out} --numbers 0:100 --dynamics --out {out}/numbers")
     return 0
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    del args, kwargs
 
 
 ENGINE_OPTIONS = ("device", "precision", "micro_batch", "nproc", "activation_checkpointing",

@@ -122,7 +122,7 @@ def train(
     if config.neural:
         check_placement(config.engine)
         plan = check_memory(config)
-        if progress and torchrun_world() is None:
+        if progress and (torchrun_world() or (0,))[0] == 0:
             print(plan)
     if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
         from convergent.train.launch import launch_ranks
