@@ -99,11 +99,23 @@ def estimate_job(job: Job) -> JobEstimate:
                                                config.vocab_size)["total"])
         per_token = float(flops.flops_per_token(config.arch, config.model, config.vocab_size,
                                                 config.seq_len))
-    if memory is not None:
-        estimate = memory.estimate_memory(config, config.vocab_size, config.engine.nproc)
+    if memory is not None:  # at the precision of the planned device (auto: bf16 on GPUs)
+        estimate = memory.estimate_memory(config, config.vocab_size, config.engine.nproc,
+                                          precision=_precision(config, job.gpus > 0))
         peak = int(estimate.total)
     return JobEstimate(job.key, job.kind, job.label, job.gpus, job.cpus, config.tokens,
                        parameters, peak, None if per_token is None else per_token * config.tokens)
+
+
+def _precision(config: Any, on_gpu: bool) -> str | None:
+    """The engine's precision for the planned device (None: let the memory module decide)."""
+    engine = _optional("convergent.train.engine")
+    if engine is None:
+        return None
+    import torch
+
+    return str(engine.resolve_precision(config.engine.precision,
+                                        torch.device("cuda" if on_gpu else "cpu")))
 
 
 def estimate_plan(the_plan: Plan, visible_gpus: int, mfu: float = MFU,
