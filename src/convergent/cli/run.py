@@ -21,7 +21,8 @@ def register(subparsers: Any) -> None:
                    help="local: a process pool sized to the cores (default); serial: this "
                    "process; ray: a Ray cluster")
     p.add_argument("--workers", type=int, default=None,
-                   help="jobs at once (local: default one per core)")
+                   help="CPU jobs at once (local: default one per core; GPU jobs are bounded by "
+                   "the GPUs)")
     p.add_argument("--address", default=None,
                    help="ray: address of an existing cluster (default: start a local one)")
     add_scheduling_arguments(p)
