@@ -153,3 +153,15 @@ def test_training_memmaps_prepared_data_and_checks_its_manifest(corpus, tmp_path
     _, cached = prepare_data(tmp_path / "run4", on_the_fly, progress=False)
     assert isinstance(cached, np.memmap) and cached.dtype == np.uint16
     assert np.array_equal(cached, stream)
+
+
+def test_a_sharded_stream_slices_and_gathers_like_one_array():
+    whole = np.arange(50, dtype=np.uint16)
+    stream = ShardedStream([whole[:10], whole[10:10], whole[10:33], whole[33:]])
+    for start, stop in [(0, 50), (5, 12), (10, 33), (32, 34), (-3, None), (40, 20)]:
+        assert np.array_equal(stream[start:stop], whole[start:stop])
+    assert np.array_equal(stream[::7], whole[::7]) and stream[-1] == 49
+    index = np.array([[0, 9, 10], [33, 49, 20]])
+    assert np.array_equal(stream.take(index), whole[index])
+    assert stream.take(index).dtype == np.uint16
+    assert np.array_equal(np.asarray(stream), whole)

@@ -103,7 +103,12 @@ class ShardedStream:
     def __getitem__(self, key: int | slice) -> np.ndarray:
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
-            return self.take(np.arange(start, stop, step, dtype=np.int64))
+            if step != 1:
+                return self.take(np.arange(start, stop, step, dtype=np.int64))
+            first, last = np.searchsorted(self.bounds, [start, max(start, stop - 1)], "right") - 1
+            pieces = [self.shards[i][max(0, start - self.bounds[i]):max(0, stop - self.bounds[i])]
+                      for i in range(first, min(last, len(self.shards) - 1) + 1)]
+            return np.concatenate([np.zeros(0, self.dtype), *pieces])
         return self.take(np.asarray([key], dtype=np.int64))[0]
 
     def take(self, index: np.ndarray) -> np.ndarray:
