@@ -19,19 +19,20 @@ FAMILIES = ["transformer", "gdn", "mamba2", "lstm"]
 def _step(model: torch.nn.Module, tokens: torch.Tensor, segments: torch.Tensor | None,
           autocast: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     model.zero_grad(set_to_none=True)
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+    with torch.autocast(tokens.device.type, dtype=torch.bfloat16, enabled=autocast):
         loss = model.loss(tokens, segments=segments)
     loss.backward()
     return loss.detach(), {n: p.grad for n, p in model.named_parameters()}
 
 
-@pytest.mark.parametrize("packed", [False, True])
-@pytest.mark.parametrize("arch", FAMILIES)
-def test_one_bf16_autocast_step_per_family(arch, packed):
+def _close_to_float32_step(arch: str, packed: bool, device: str,
+                           checkpointing: bool = False) -> None:
     torch.manual_seed(0)
-    model = build_model(arch, TINY, 61)
-    tokens = torch.randint(0, 61, (3, 21))
-    segments = torch.tensor([0] * 6 + [1] * 9 + [2] * 5).expand(3, -1) if packed else None
+    model = build_model(arch, TINY, 61).to(device)
+    model.activation_checkpointing = checkpointing
+    tokens = torch.randint(0, 61, (3, 21), device=device)
+    segments = torch.tensor([0] * 6 + [1] * 9 + [2] * 5, device=device).expand(3, -1) \
+        if packed else None
     loss32, grads32 = _step(model, tokens, segments, autocast=False)
     loss16, grads16 = _step(model, tokens, segments, autocast=True)
     assert loss16.dtype == torch.float32
@@ -41,6 +42,18 @@ def test_one_bf16_autocast_step_per_family(arch, packed):
         cos = torch.nn.functional.cosine_similarity(grad.flatten(), grads32[name].flatten(),
                                                     dim=0)
         assert cos > 0.95, (name, cos)
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_one_bf16_autocast_step_per_family(arch, packed):
+    _close_to_float32_step(arch, packed, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", FAMILIES)
+def test_one_bf16_autocast_step_per_family_on_cuda_with_segments_and_checkpointing(arch):
+    _close_to_float32_step(arch, True, "cuda", checkpointing=True)
 
 
 def test_recurrence_kernels_keep_float32_inside_and_return_the_input_dtype():

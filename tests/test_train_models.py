@@ -265,3 +265,13 @@ def test_compiled_blocks_give_the_eager_loss_and_gradients(arch):
     torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
     for (name, a), b in zip(eager.named_parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(b.grad, a.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_cpu_path_never_imports_the_gpu_kernels(monkeypatch):
+    import sys
+
+    monkeypatch.delitem(sys.modules, "convergent.train.models.gpu_kernels", raising=False)
+    for arch in ("gdn", "mamba2"):
+        build_model(arch, TINY, 20).loss(torch.randint(0, 20, (1, 9)),
+                                         segments=torch.tensor([[0] * 4 + [1] * 4])).backward()
+    assert "convergent.train.models.gpu_kernels" not in sys.modules
