@@ -79,12 +79,9 @@ def _run_suite(args: argparse.Namespace) -> int:
                               f"({', '.join(EXPERIMENTS)})")
     if args.dry_run:
         return print_dry_run(preset_spec(args.suite), args.gpus)
-    if args.gpus is not None:
-        raise ConvergentError("reproduce --preset: --gpus applies only with --dry-run here "
-                              "(run_preset takes no gpus; use convergent run specs/"
-                              f"{args.suite}.toml --gpus {args.gpus})")
     summary, report = run_preset(args.suite, args.suite_out, backend=args.backend,
-                                 workers=args.suite_workers, address=args.address)
+                                 workers=args.suite_workers, address=args.address,
+                                 gpus=args.gpus)
     print_summary(summary)
     print(f"report: {report.resolve()}")
     return 0 if summary.success else 1

@@ -121,11 +121,14 @@ def preset_data(name: str) -> dict[str, Any]:
 
 def run_preset(preset: str, out: str | Path | None = None, backend: str = "local",
                workers: int | None = None, address: str | None = None,
-               progress: bool = True) -> tuple[Any, Path]:
-    """Run preset ``preset`` into ``out`` (default ``out/PRESET``); (summary, report path)."""
+               progress: bool = True, gpus: int | None = None) -> tuple[Any, Path]:
+    """Run preset ``preset`` into ``out`` (default ``out/PRESET``); (summary, report path).
+
+    ``gpus`` limits the GPUs jobs are placed on (default: every visible one).
+    """
     from convergent.experiments.runner import run_experiment
     from convergent.report.html import write_report
 
     summary = run_experiment(preset_spec(preset), out, backend=backend, workers=workers,
-                             address=address, progress=progress)
+                             address=address, progress=progress, gpus=gpus)
     return summary, write_report(summary.out)

@@ -110,9 +110,18 @@ def build_optimizers(model: nn.Module, config: TrainConfig) -> Optimizers:
         )
     else:
         adam_groups[0]["params"] = decayed + hidden
-    parts["adamw"] = torch.optim.AdamW([g for g in adam_groups if g["params"]], lr=config.lr,
-                                       betas=betas, eps=1e-8)
+    groups = [g for g in adam_groups if g["params"]]
+    parts["adamw"] = torch.optim.AdamW(groups, lr=config.lr, betas=betas, eps=1e-8,
+                                       fused=_fusable(groups) or None)
     return Optimizers(parts)
+
+
+def _fusable(groups: list[dict[str, Any]]) -> bool:
+    """Whether AdamW can use its fused CUDA kernel: every parameter a plain CUDA tensor."""
+    from torch.distributed.tensor import DTensor
+
+    params = [p for g in groups for p in g["params"]]
+    return bool(params) and all(p.is_cuda and not isinstance(p, DTensor) for p in params)
 
 
 def lr_factor(step: int, config: TrainConfig) -> float:
