@@ -29,7 +29,7 @@ def cooccurrence_stream(stream: np.ndarray, eos: int | None, keep: np.ndarray, w
 
     size = len(keep)
     top = max(int(keep.max()) if size else 0, -1 if eos is None else int(eos)) + 1
-    index = np.full(top + 1, -1, dtype=np.int64)  # the last slot: every id above ``top``
+    index = np.full(top + 1, -1, dtype=np.int32)  # the last slot: every id above ``top``
     index[keep] = np.arange(size)
     if eos is not None:
         index[eos] = -1
