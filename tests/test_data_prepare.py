@@ -14,7 +14,7 @@ from convergent.cli import main
 from convergent.data import ShardedStream, open_prepared, prepare_corpus
 from convergent.errors import ConvergentError
 from convergent.train.config import TrainConfig
-from convergent.train.stream import make_batches, prepare_data
+from convergent.train.stream import data_fields, make_batches, prepare_data
 
 TEXTS = [f"Doc {i}: in {1900 + i} the state had {i * 7} farms and {i % 13} ports."
          for i in range(120)]
@@ -149,6 +149,8 @@ def test_training_memmaps_prepared_data_and_checks_its_manifest(corpus, tmp_path
         prepare_data(tmp_path / "run2", config.replace(vocab_size=2000), progress=False)
     with pytest.raises(ConvergentError, match="corpus is"):
         prepare_data(tmp_path / "run3", config.replace(corpus="bundled"), progress=False)
+    assert config.replace(**data_fields(tmp_path / "d")) == config.replace(
+        data=str(tmp_path / "d"))
     on_the_fly = config.replace(data="")
     _, cached = prepare_data(tmp_path / "run4", on_the_fly, progress=False)
     assert isinstance(cached, np.memmap) and cached.dtype == np.uint16

@@ -75,6 +75,18 @@ def prepared_for(config: TrainConfig, progress: bool = False):
         min_count=config.embedding.min_count)
 
 
+def data_fields(folder: str | Path) -> dict[str, Any]:
+    """The config fields a prepared folder fixes (corpus, tokenizer, vocab_size,
+    max_documents), for a command line that was given ``--data`` without them."""
+    from convergent.data import open_prepared
+
+    manifest = open_prepared(folder).manifest
+    request = manifest["request"]
+    return {"data": str(folder), "corpus": request["corpus"], "tokenizer": request["tokenizer"],
+            "vocab_size": request["vocab_size"] or manifest["tokenizer"]["size"],
+            "max_documents": request["max_documents"]}
+
+
 def _config_request(config: TrainConfig) -> dict[str, Any]:
     named = is_named_tokenizer(config.tokenizer)
     return {"corpus": config.corpus, "tokenizer": config.tokenizer,
