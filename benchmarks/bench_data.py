@@ -52,13 +52,13 @@ def packing(folder: Path, seq_len: int) -> None:
     table = number_mask(tok)
     print(f"number tokens: {table[ids].mean():.1%} of the stream")
     for k in (1, 2, 5):
-        starts, lengths = packed_segments(data, Perturbation("isolate", k), tok)
+        starts, lengths, _ = packed_segments(data, Perturbation("isolate", k), tok)
         packed = PackedBatches(ids, starts, lengths, seq_len + 1, 1, 0).efficiency
         _, old = split_segments(*isolate_segments(table[ids], k), seq_len + 1)
         padded = float((old - 1).sum() / (len(old) * seq_len))
         print(f"isolate-{k} at seq_len {seq_len}: packed {packed:.1%} of targets trained, "
               f"padded windows {padded:.1%}")
-    starts, lengths = packed_segments(data, Perturbation("context", 64), tok)
+    starts, lengths, _ = packed_segments(data, Perturbation("context", 64), tok)
     print(f"context-64: packed {PackedBatches(ids, starts, lengths, 65, 1, 0).efficiency:.1%}")
 
 

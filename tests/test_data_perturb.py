@@ -138,3 +138,15 @@ def test_packed_rows_cover_every_in_segment_target_once_per_epoch():
 
 def test_swap_global_parses():
     assert parse_perturbation("swap-global").kind == "swap-global"
+
+
+def test_row_wise_segment_search_equals_a_plain_search():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 30, size=400)
+    batches = PackedBatches(np.zeros(int(lengths.sum()), np.uint16), np.zeros(400, np.int64),
+                            lengths, width=17, batch_size=32, seed=1)
+    for index in range(5):
+        rows = batches.order.rows(index, 32)
+        position = rows[:, None] * 16 + np.arange(17)
+        plain = np.searchsorted(batches.bounds, position, side="right") - 1
+        assert np.array_equal(batches._segment_of(position), plain)

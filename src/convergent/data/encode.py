@@ -1,7 +1,7 @@
 """Parallel batch encoding of a document stream, in order, with bounded memory.
 
-Chunks of documents go to a pool of spawned processes, each holding the tokenizer and
-calling its Rust ``encode_batch``; at most two chunks per worker are in flight, so a corpus
+Chunks of raw documents go to a pool of spawned processes, each cleaning them and calling
+its tokenizer's Rust ``encode_batch``; at most two chunks per worker are in flight, so a corpus
 of any size streams through. (The standard library's ``Pool.imap`` and
 ``Executor.map`` read their whole input first, hence this small bounded queue.)
 """
@@ -29,9 +29,14 @@ def _init_worker(tokenizer_json: str, eos: int) -> None:
 
 
 def _encode_in_worker(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    return _clean_and_encode(_WORKER["tok"], texts, int(_WORKER["eos"]))  # type: ignore[arg-type]
+
+
+def _clean_and_encode(tok, texts: list[str], eos: int) -> tuple[np.ndarray, np.ndarray]:
+    from convergent.train.corpus import clean
     from convergent.train.tokenize import encode_batch
 
-    return encode_batch(_WORKER["tok"], texts, int(_WORKER["eos"]))  # type: ignore[arg-type]
+    return encode_batch(tok, [clean(t) for t in texts], eos)
 
 
 def chunked(items: Iterable[str], size: int = CHUNK_DOCUMENTS) -> Iterator[list[str]]:
@@ -42,12 +47,12 @@ def chunked(items: Iterable[str], size: int = CHUNK_DOCUMENTS) -> Iterator[list[
 
 def encode_stream(tok, eos: int, chunks: Iterable[list[str]],
                   workers: int = 1) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(ids, document lengths) per chunk, in input order; ``workers`` processes (1 = here)."""
-    from convergent.train.tokenize import encode_batch
-
+    """(ids, document lengths) per chunk of raw documents, cleaned
+    (:func:`convergent.train.corpus.clean`) and encoded in input order by ``workers``
+    processes (1 = here)."""
     if workers <= 1:
         for chunk in chunks:
-            yield encode_batch(tok, chunk, eos)
+            yield _clean_and_encode(tok, chunk, eos)
         return
     import multiprocessing
 

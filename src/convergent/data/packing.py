@@ -25,12 +25,13 @@ class PackedBatches:
     """
 
     def __init__(self, stream, starts: np.ndarray, lengths: np.ndarray, width: int,
-                 batch_size: int, seed: int) -> None:
+                 batch_size: int, seed: int, bounds: np.ndarray | None = None) -> None:
         if len(starts) != len(lengths):
             raise ConvergentError("segment starts and lengths must have equal length")
         self.stream, self.starts, self.width, self.batch_size = stream, starts, width, batch_size
-        self.packed_starts = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
-        total = int(self.packed_starts[-1])
+        # where each segment begins in the packed stream (pass a cached memmap to share it)
+        self.bounds = packed_bounds(lengths) if bounds is None else bounds
+        total = int(self.bounds[-1])
         count = (total - 1) // (width - 1) if total else 0
         if count < 1:
             raise ConvergentError(
@@ -44,8 +45,25 @@ class PackedBatches:
     def batch(self, index: int) -> Batch:
         rows = self.order.rows(index, self.batch_size)
         position = rows[:, None] * (self.width - 1) + np.arange(self.width)
-        segment = np.searchsorted(self.packed_starts, position, side="right") - 1
-        source = np.asarray(self.starts)[segment] + position - self.packed_starts[segment]
+        segment = self._segment_of(position)
+        source = np.asarray(self.starts)[segment] + position - np.asarray(self.bounds)[segment]
         mask = torch.from_numpy(segment[:, 1:] == segment[:, :-1])
         ids = torch.from_numpy((segment[:, :-1] - segment[:, :1]).astype(np.int32))
         return Batch(gather(self.stream, source), mask, ids)
+
+    def _segment_of(self, position: np.ndarray) -> np.ndarray:
+        """Segment of each packed position [B, W]: one search per row in the (possibly
+        huge, memmapped) bounds, then one search among each row's next W+1 bounds."""
+        rows, width = position.shape
+        first = np.searchsorted(self.bounds, position[:, 0], side="right") - 1
+        window = np.minimum(first[:, None] + np.arange(width + 1), len(self.bounds) - 1)
+        shift = np.arange(rows)[:, None] * (int(self.bounds[-1]) + 1)  # rows stay apart
+        edges = (np.asarray(self.bounds)[window] + shift).ravel()
+        count = np.searchsorted(edges, (position + shift).ravel(), side="right")
+        local = count.reshape(rows, width) - np.arange(rows)[:, None] * (width + 1) - 1
+        return first[:, None] + local
+
+
+def packed_bounds(lengths: np.ndarray) -> np.ndarray:
+    """Start of each segment in the packed stream, then its total length (int64)."""
+    return np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])

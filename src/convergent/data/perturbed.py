@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from convergent.data.manifest import read_manifest
+from convergent.data.packing import packed_bounds
 from convergent.data.prepare import PreparedData
 from convergent.data.shards import join_shards, open_shard, remove_partial, write_shard
 from convergent.io import write_bytes_atomic, write_json_atomic
@@ -82,8 +83,9 @@ def _write_perturbed(data: PreparedData, kind: str, seed: int, folder: Path, bas
 
 
 def packed_segments(data: PreparedData, pert: Perturbation, tok=None
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(starts, lengths) over the whole stream for ``isolate-K``/``context-L``, cached."""
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, lengths, packed bounds) over the whole stream for ``isolate-K`` or
+    ``context-L``, cached and memmapped (see :mod:`convergent.data.packing`)."""
     base = data.sha256
     folder = data.folder / "perturbed" / f"{pert.kind}-{pert.k}"
     if pert.kind == "context":  # documents only: L is the row width, not a cut
@@ -100,12 +102,14 @@ def packed_segments(data: PreparedData, pert: Perturbation, tok=None
                 starts, lengths = isolate_segments(table[np.asarray(shard)], pert.k, doc_ends)
             parts.append((starts + first, lengths))
             first += len(shard)
-        for name, column in (("starts", 0), ("lengths", 1)):
-            joined = np.concatenate([p[column] for p in parts]).astype(np.int64)
-            write_bytes_atomic(folder / f"{name}.npy", lambda h, a=joined: np.save(h, a))
+        starts = np.concatenate([p[0] for p in parts]).astype(np.int64)
+        lengths = np.concatenate([p[1] for p in parts]).astype(np.int64)
+        for name, array in (("starts", starts), ("lengths", lengths),
+                            ("bounds", packed_bounds(lengths))):
+            write_bytes_atomic(folder / f"{name}.npy", lambda h, a=array: np.save(h, a))
         write_json_atomic(folder / "done.json", {"kind": pert.kind, "k": pert.k, "base": base})
-    return (np.load(folder / "starts.npy", mmap_mode="r"),
-            np.load(folder / "lengths.npy", mmap_mode="r"))
+    return tuple(np.load(folder / f"{name}.npy", mmap_mode="r")  # type: ignore[return-value]
+                 for name in ("starts", "lengths", "bounds"))
 
 
 def base_folder(stream) -> Path | None:

@@ -187,7 +187,7 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
     done = list(manifest["shards"]) if manifest else []
     skip = sum(s["documents"] for s in done)
     docs = iter_documents(request["corpus"], request["max_documents"] or None,
-                          request["revision"])
+                          request["revision"], raw=True)  # the workers clean them
     if manifest is None:
         tok, docs = _make_tokenizer(request, docs)
         text = tok.to_str().encode()
@@ -253,6 +253,7 @@ def _make_tokenizer(request: dict[str, Any], docs: Iterator[str]):
     """(tokenizer, the same documents again) — trained on a bounded sample, or named."""
     from convergent.data.hub import load_named_tokenizer
     from convergent.train.config import is_named_tokenizer
+    from convergent.train.corpus import clean
     from convergent.train.tokenize import train_tokenizer
 
     first = next(docs, None)
@@ -263,12 +264,13 @@ def _make_tokenizer(request: dict[str, Any], docs: Iterator[str]):
         return load_named_tokenizer(request["tokenizer"]), docs
     sample: list[str] = []
     chars = 0
-    for doc in docs:
+    for doc in docs:  # characters counted before cleaning
         sample.append(doc)
         chars += len(doc)
         if chars >= request["sample_chars"]:
             break
-    tok = train_tokenizer(request["tokenizer"], sample, request["vocab_size"],
+    cleaned = [text for text in map(clean, sample) if text]
+    tok = train_tokenizer(request["tokenizer"], cleaned, request["vocab_size"],
                           request["min_count"] or 5)
     return tok, itertools.chain(sample, docs)
 

@@ -70,11 +70,13 @@ def load_corpus(spec: str = "bundled", max_documents: int | None = None,
 
 
 def iter_documents(spec: str = "bundled", max_documents: int | None = None,
-                   revision: str | None = None) -> Iterator[str]:
+                   revision: str | None = None, raw: bool = False) -> Iterator[str]:
     """Stream the cleaned, non-empty documents of ``spec``, at most ``max_documents``.
 
     ``revision`` pins a Hugging Face dataset (a commit, tag or branch); it is an error for
-    any other corpus. Nothing is held in memory beyond the current document.
+    any other corpus. Nothing is held in memory beyond the current document. ``raw``
+    yields the documents uncleaned (for :func:`clean` in worker processes), skipping
+    those that are only whitespace.
     """
     if revision and not spec.startswith("hf:"):
         raise ConvergentError(
@@ -99,7 +101,7 @@ def iter_documents(spec: str = "bundled", max_documents: int | None = None,
     for doc in docs:
         if max_documents is not None and count >= max_documents:
             return
-        text = clean(doc)
+        text = doc if raw and not doc.isspace() else clean(doc)
         if text:
             count += 1
             yield text

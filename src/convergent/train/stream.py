@@ -142,16 +142,17 @@ def make_batches(stream, tok, config: TrainConfig) -> BatchSource:
         return WindowBatches(stream, config.seq_len, config.batch_size, config.seed)
     from convergent.data.packing import PackedBatches
 
-    starts, lengths = segments_of(stream, tok, pert)
+    starts, lengths, bounds = segments_of(stream, tok, pert)
     if pert.kind == "context":
         rows = max(1, config.tokens_per_step // pert.k)
-        return PackedBatches(stream, starts, lengths, pert.k + 1, rows, config.seed)
+        return PackedBatches(stream, starts, lengths, pert.k + 1, rows, config.seed, bounds)
     return PackedBatches(stream, starts, lengths, config.seq_len + 1, config.batch_size,
-                         config.seed)
+                         config.seed, bounds)
 
 
-def segments_of(stream, tok, pert) -> tuple[np.ndarray, np.ndarray]:
-    """Packed segments of ``stream``: cached beside prepared data, else computed here."""
+def segments_of(stream, tok, pert) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(starts, lengths, packed bounds or None) of ``stream``'s packed segments: cached
+    beside prepared data, else computed here."""
     from convergent.data.perturbed import base_folder, number_mask, packed_segments
 
     folder = base_folder(stream)
@@ -164,5 +165,5 @@ def segments_of(stream, tok, pert) -> tuple[np.ndarray, np.ndarray]:
     ids = np.asarray(stream)
     doc_ends = np.flatnonzero(ids == eos_id(tok))
     if pert.kind == "context":
-        return document_segments(len(ids), doc_ends)
-    return isolate_segments(number_mask(tok)[ids], pert.k, doc_ends)
+        return (*document_segments(len(ids), doc_ends), None)
+    return (*isolate_segments(number_mask(tok)[ids], pert.k, doc_ends), None)
