@@ -40,7 +40,7 @@ def test_shards_are_uint16_memmaps_with_offsets_and_a_manifest(corpus, tmp_path)
     data = prepare(corpus, tmp_path / "d")
     m = data.manifest
     assert m["complete"] and m["dtype"] == "uint16" and m["documents"] == len(TEXTS)
-    assert m["source"] == {"corpus": corpus, "revision": None}
+    assert m["source"] == {"corpus": corpus, "revision": None, "resolved": None}
     assert m["tokenizer"]["sha256"] == hashlib.sha256(
         (tmp_path / "d" / "tokenizer.json").read_bytes()).hexdigest()
     assert len(m["shards"]) > 3 and m["tokens"] == sum(s["tokens"] for s in m["shards"])
@@ -101,7 +101,10 @@ def test_a_named_tokenizer_file(corpus, tmp_path):
 
 @pytest.fixture
 def fake_datasets(monkeypatch):
+    from convergent.data import hub
+
     calls = []
+    monkeypatch.setattr(hub, "resolve_revision", lambda spec, revision: None)  # no network
 
     def load_dataset(name, config, split, streaming, **kwargs):
         calls.append({"name": name, "config": config, "split": split,
@@ -117,7 +120,7 @@ def test_hf_revision_is_pinned_and_a_second_prepare_does_not_restream(fake_datas
     data = prepare(spec, tmp_path / "d", revision="abc123")
     assert fake_datasets == [{"name": "org/data", "config": "sub", "split": "train",
                               "streaming": True, "revision": "abc123"}]
-    assert data.manifest["source"] == {"corpus": spec, "revision": "abc123"}
+    assert data.manifest["source"] == {"corpus": spec, "revision": "abc123", "resolved": None}
     prepare(spec, tmp_path / "d", revision="abc123")
     assert len(fake_datasets) == 1
     with pytest.raises(ConvergentError, match="prepared from revision 'abc123', not 'v2'"):
@@ -132,6 +135,19 @@ def test_a_revision_change_under_a_resume_is_refused(fake_datasets, tmp_path):
     prepare("hf:org/data", tmp_path / "d", revision="abc123", stop_after_shards=1)
     with pytest.raises(ConvergentError, match="revision changed under a resume"):
         prepare("hf:org/data", tmp_path / "d", revision="def456")
+
+
+def test_an_unpinned_dataset_is_read_at_the_commit_it_had_when_preparation_began(
+        fake_datasets, tmp_path, monkeypatch):
+    from convergent.data import hub
+
+    monkeypatch.setattr(hub, "resolve_revision", lambda spec, revision: "c0ffee")
+    prepare("hf:org/data", tmp_path / "d", stop_after_shards=1)
+    monkeypatch.setattr(hub, "resolve_revision", lambda spec, revision: "newer")  # main moved
+    data = prepare("hf:org/data", tmp_path / "d")
+    assert [c["revision"] for c in fake_datasets] == ["c0ffee", "c0ffee"]
+    assert data.manifest["source"] == {"corpus": "hf:org/data", "revision": None,
+                                       "resolved": "c0ffee"}
 
 
 def test_training_memmaps_prepared_data_and_checks_its_manifest(corpus, tmp_path):

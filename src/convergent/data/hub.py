@@ -39,3 +39,18 @@ def load_named_tokenizer(spec: str):
                 f"tokenizer {spec!r}: cannot load it from the Hugging Face hub ({first}); "
                 "check the name, your access to it and the network") from None
         return backend
+
+
+def resolve_revision(spec: str, revision: str | None) -> str | None:
+    """The commit a ``hf:NAME...`` dataset's ``revision`` (None: the default branch) is at
+    now, so that a preparation reads one fixed commit; None when the hub cannot be asked
+    (offline, no ``huggingface_hub``) or for corpora that are not on the hub."""
+    if not spec.startswith("hf:"):
+        return None
+    name = spec[3:].partition("@")[0].partition(":")[0]
+    try:
+        from huggingface_hub import HfApi
+
+        return HfApi().dataset_info(name, revision=revision, timeout=20).sha
+    except Exception:
+        return None

@@ -178,6 +178,7 @@ def _locked(folder: Path) -> Iterator[None]:
 def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | None,
              shard_tokens: int, workers: int, progress: bool,
              stop_after_shards: int | None) -> PreparedData:
+    from convergent.data import hub
     from convergent.data.encode import chunked, encode_stream
     from convergent.train.corpus import iter_documents
     from convergent.train.tokenize import eos_id, load_tokenizer
@@ -186,8 +187,12 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
     remove_partial(shard_dir)
     done = list(manifest["shards"]) if manifest else []
     skip = sum(s["documents"] for s in done)
+    if manifest is None:  # read one fixed commit of a hub dataset, also on resume
+        resolved = hub.resolve_revision(request["corpus"], request["revision"])
+    else:
+        resolved = manifest["source"].get("resolved")
     docs = iter_documents(request["corpus"], request["max_documents"] or None,
-                          request["revision"], raw=True)  # the workers clean them
+                          resolved or request["revision"], raw=True)  # workers clean them
     if manifest is None:
         tok, docs = _make_tokenizer(request, docs)
         text = tok.to_str().encode()
@@ -195,7 +200,8 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
         manifest = {
             "kind": KIND, "format": FORMAT, "complete": False,
             "request": {**request, "shard_tokens": shard_tokens},
-            "source": {"corpus": request["corpus"], "revision": request["revision"]},
+            "source": {"corpus": request["corpus"], "revision": request["revision"],
+                       "resolved": resolved},
             "tokenizer": {"spec": request["tokenizer"], "size": tok.get_vocab_size(),
                           "eos": eos_id(tok), "sha256": hashlib.sha256(text).hexdigest()},
             "dtype": token_dtype(tok.get_vocab_size()).name, "shard_tokens": shard_tokens,
