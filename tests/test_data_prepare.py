@@ -71,6 +71,12 @@ def test_a_killed_prepare_resumes_and_ignores_half_written_shards(corpus, tmp_pa
     assert not list(shards.glob(".*.tmp"))
     assert [s["sha256"] for s in resumed.manifest["shards"]] == \
         [s["sha256"] for s in whole.manifest["shards"]]
+    early = tmp_path / "early"  # killed while training the tokenizer, before any manifest
+    early.mkdir()
+    (early / ".lock").write_text("")
+    (early / ".tokenizer.json.abc.tmp").write_text("half")
+    assert prepare(corpus, early).manifest["shards"] == whole.manifest["shards"]
+    assert not list(early.glob(".*.tmp"))
 
 
 def test_mismatched_folders_are_refused_in_one_line(corpus, tmp_path):

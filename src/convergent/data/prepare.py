@@ -49,6 +49,7 @@ from convergent.io import write_bytes_atomic, write_json_atomic
 
 SHARD_TOKENS = 100_000_000
 SAMPLE_CHARS = 100_000_000
+OWN_FILES = (".lock", "tokenizer.json", "shards")  # what a kill before the manifest leaves
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,8 @@ def prepare_corpus(
         if manifest.get("complete"):
             return PreparedData(folder, manifest)
         check_request(folder, manifest, {"shard_tokens": shard_tokens}, resuming=True)
-    elif folder.exists() and any(folder.iterdir()):
+    elif folder.exists() and any(p.name not in OWN_FILES and not p.name.endswith(".tmp")
+                                 for p in folder.iterdir()):
         raise ConvergentError(f"{folder}: the folder is not empty and holds no prepared data")
     fresh = not folder.exists()
     try:
@@ -184,6 +186,7 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
     from convergent.train.tokenize import eos_id, load_tokenizer
 
     shard_dir = folder / "shards"
+    remove_partial(folder)
     remove_partial(shard_dir)
     done = list(manifest["shards"]) if manifest else []
     skip = sum(s["documents"] for s in done)
@@ -207,6 +210,7 @@ def _prepare(folder: Path, request: dict[str, Any], manifest: dict[str, Any] | N
             "dtype": token_dtype(tok.get_vocab_size()).name, "shard_tokens": shard_tokens,
             "tokens": 0, "documents": 0, "shards": [], "versions": _versions(),
         }
+        write_json_atomic(folder / MANIFEST, manifest)  # a resume keeps this tokenizer
     else:
         tok = load_tokenizer(folder / "tokenizer.json")
         docs = itertools.islice(docs, skip, None)
