@@ -68,19 +68,20 @@ def test_unigram_keeps_text_and_draws_from_the_corpus_marginal(data):
     assert (new[table[base]] != base[table[base]]).mean() > 0.5
 
 
-def _check_packed(batches, stream, is_number, k=None):
+def _check_packed(batches, eos, is_number, k=None):
+    """Segment ids, mask, <= k numbers per segment, documents never mixed in a segment."""
     for i in range(len(batches) // batches.batch_size):
         batch = batches.batch(i)
         seg, mask, tokens = batch.segments.numpy(), batch.mask.numpy(), batch.tokens.numpy()
         assert seg.dtype == np.int32 and np.all(seg[:, 0] == 0)
         assert np.all(np.diff(seg, axis=1) >= 0)
         assert np.array_equal(mask[:, :-1], seg[:, 1:] == seg[:, :-1])
-        if k is not None:
-            full = np.concatenate([seg, seg[:, -1:] + (~mask[:, -1:])], axis=1)
-            numbers = is_number[tokens]
-            for row in range(len(seg)):
-                for s in np.unique(full[row]):
-                    assert numbers[row][full[row] == s].sum() <= k
+        full = np.concatenate([seg, seg[:, -1:] + (~mask[:, -1:])], axis=1)
+        for row in range(len(seg)):
+            for s in np.unique(full[row]):
+                inside = tokens[row][full[row] == s]
+                assert not np.any(inside[1:-1] == eos)  # end-of-text only opens or closes
+                assert k is None or is_number[inside].sum() <= k
 
 
 @pytest.mark.parametrize("k", [1, 3])
@@ -92,7 +93,7 @@ def test_isolate_packs_segments_with_at_most_k_numbers_and_little_padding(data, 
     batches = make_batches(stream, tok, config)
     assert isinstance(batches, PackedBatches)
     table = number_mask(tok)
-    _check_packed(batches, stream, table, k)
+    _check_packed(batches, data.eos, table, k)
     ids = np.asarray(stream)
     old_starts, old_lengths = isolate_segments(table[ids], k)  # padded windows, as before
     from convergent.train.perturb import split_segments
@@ -112,13 +113,7 @@ def test_context_rows_are_l_plus_1_tokens_that_never_cross_documents(data, tmp_p
     batches = make_batches(stream, tok, config)
     batch = batches.batch(0)
     assert batch.tokens.shape == (4 * 32 // 8, 9)
-    _check_packed(batches, stream, number_mask(tok))
-    seg, mask, tokens = batch.segments.numpy(), batch.mask.numpy(), batch.tokens.numpy()
-    full = np.concatenate([seg, seg[:, -1:] + (~mask[:, -1:])], axis=1)
-    for row in range(len(seg)):  # an end-of-text token only opens or closes a segment
-        for s in np.unique(full[row]):
-            inside = tokens[row][full[row] == s]
-            assert not np.any(inside[1:-1] == data.eos)
+    _check_packed(batches, data.eos, number_mask(tok))
     assert batches.efficiency > 0.95
 
 
