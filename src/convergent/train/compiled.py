@@ -26,7 +26,7 @@ def compile_for_training(model: nn.Module, sample: Batch) -> nn.Module:
     """
     compile_blocks(model)
     try:
-        model.loss(sample.tokens, sample.mask).backward()
+        model.loss(sample.tokens, sample.mask, sample.segments).backward()
     except Exception as err:  # the compiler stack raises many exception types
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConvergentError(
