@@ -189,3 +189,14 @@ def test_a_sharded_stream_slices_and_gathers_like_one_array():
     assert np.array_equal(stream.take(index), whole[index])
     assert stream.take(index).dtype == np.uint16
     assert np.array_equal(np.asarray(stream), whole)
+
+
+def test_large_vocabularies_get_uint32_shards(tmp_path):
+    from convergent.data.shards import open_shard, token_dtype, write_shard
+
+    assert token_dtype(65536) == np.uint16 and token_dtype(65537) == np.uint32
+    ids = np.array([0, 70_000, 5, 128_255], dtype=np.int64)
+    info = write_shard(tmp_path, 0, ids, np.array([0, 2, 4]), token_dtype(128_256))
+    shard = open_shard(tmp_path, info, token_dtype(128_256))
+    assert shard.dtype == np.uint32 and np.array_equal(shard, ids)
+    assert (tmp_path / info.file).stat().st_size == 16

@@ -26,8 +26,9 @@ def register(subparsers: Any) -> None:
     q.add_argument("--tokenizer", default="bpe",
                    help="bpe (default), digit or word (trained on a sample of the corpus), "
                    "hf:ORG/NAME or a tokenizer.json path")
-    q.add_argument("--vocab-size", type=int, default=4096,
-                   help="vocabulary of a trained tokenizer (default 4096)")
+    q.add_argument("--vocab-size", type=int, default=None,
+                   help="vocabulary of a trained tokenizer (default: the paper preset's, "
+                   "65536)")
     q.add_argument("--max-documents", type=int, default=0, help="first N documents (0 = all)")
     q.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                    help="tokenizing processes (default: every CPU)")
@@ -45,9 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from convergent.data import prepare_corpus
     from convergent.data.prepare import SHARD_TOKENS
 
+    vocab_size = args.vocab_size
+    if vocab_size is None:
+        from convergent.train.presets import preset
+
+        vocab_size = preset("paper", "transformer").vocab_size
     begin = time.perf_counter()
     data = prepare_corpus(
-        args.corpus, args.out, args.tokenizer, args.vocab_size, args.max_documents,
+        args.corpus, args.out, args.tokenizer, vocab_size, args.max_documents,
         args.workers, args.revision, args.shard_tokens or SHARD_TOKENS,
         min_count=args.min_count, progress=not args.no_progress)
     seconds = time.perf_counter() - begin
@@ -56,5 +62,5 @@ def run(args: argparse.Namespace) -> int:
           f"{len(m['shards'])} shard(s), tokenizer {m['tokenizer']['spec']} "
           f"({m['tokenizer']['size']:,} ids) [{seconds:.1f} s]")
     print(f"next: convergent train --data {args.out} --corpus {args.corpus} "
-          f"--tokenizer {args.tokenizer} ...")
+          f"--tokenizer {args.tokenizer} --set vocab_size={vocab_size} ...")
     return 0

@@ -20,8 +20,8 @@ from convergent.io import write_bytes_atomic
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
-    """``uint16`` for vocabularies below 65536 ids, ``uint32`` above."""
-    return np.dtype(np.uint16 if vocab_size < 2**16 else np.uint32)
+    """``uint16`` when every id fits (at most 65536 ids), else ``uint32``."""
+    return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 
 
 @dataclass(frozen=True)
