@@ -21,14 +21,17 @@ def register(subparsers: Any) -> None:
                    choices=["transformer", "gdn", "mamba2", "lstm", "word2vec", "ppmi"])
     p.add_argument("--optimizer", choices=["adamw", "muon"], default=None)
     p.add_argument("--perturb", default=None, metavar="KIND",
-                   help="swap, unigram, isolate-K or context-L (default: none)")
+                   help="swap (within each document), swap-global, unigram, isolate-K or "
+                   "context-L (default: none)")
     p.add_argument("--tokens", type=int, default=None, help="token budget (neural models)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--corpus", default=None,
                    help="bundled (default), sotu, wiki, lee, a .txt/.jsonl file or folder, "
                    "or hf:NAME[:CONFIG][@SPLIT]")
-    p.add_argument("--tokenizer", choices=["bpe", "digit", "word"], default=None)
+    p.add_argument("--tokenizer", default=None, metavar="NAME",
+                   help="bpe (0..999 single tokens, three-digit chunks), digit, word, or a "
+                   "named one: hf:ORG/NAME or a tokenizer.json path")
     p.add_argument("--config", type=Path, default=None,
                    help="a config.json to start from instead of the preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -85,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
     changes = {"optimizer": args.optimizer, "perturb": args.perturb, "tokens": args.tokens,
                "seed": args.seed, "lr": args.lr, "corpus": args.corpus,
                "tokenizer": args.tokenizer, "data": args.data}
+    if args.data is not None:  # the prepared folder fixes corpus, tokenizer and vocabulary
+        from convergent.train.stream import data_fields
+
+        given = {k: v for k, v in changes.items() if v is not None}
+        changes = {**data_fields(args.data), **given}
     if args.config is not None:
         base = TrainConfig.load(args.config)
         changes["arch"] = args.arch

@@ -67,9 +67,9 @@ def train_classical(run_dir: Path, config: TrainConfig, tok, stream: np.ndarray,
     ``stream`` is a 1-D array of token ids (any integer dtype, e.g. a uint16/uint32
     ``np.memmap``) with documents separated by the tokenizer's end-of-text token.
     """
-    from convergent.train.tokenize import EOS
+    from convergent.train.tokenize import eos_id
 
-    eos = tok.token_to_id(EOS)
+    eos = eos_id(tok)
     if config.arch == "word2vec":
         from convergent.train.word2vec import train_word2vec
 

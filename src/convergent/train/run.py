@@ -1,7 +1,8 @@
 """``train(config, out)``: prepare a run directory, its data, and train or resume.
 
-A run directory holds ``config.json``, ``tokenizer.json``, ``data/tokens.npy`` (the token
-stream trained on, after any perturbation), ``checkpoints/step-*/`` and ``manifest.json``
+A run directory holds ``config.json``, ``tokenizer.json``, ``data/corpus.json`` (which
+prepared token shards it reads, see :mod:`convergent.train.stream`), ``checkpoints/step-*/``,
+``metrics.json`` and ``manifest.json``
 (the list of checkpoints and whether the run is complete). Running ``train`` again on the
 same directory with the same config resumes; a different config is refused.
 """
@@ -195,11 +196,17 @@ def _train_neural(config: TrainConfig, out: str | Path, batches: BatchSource | N
         run_dir = Path(out)
         if engine.is_main:
             prepare_run_dir(run_dir, config)
-            if batches is None:
+            if batches is None and (config.data or not engine.distributed):
                 prepare_data(run_dir, config, progress)
-            else:
+            elif batches is not None:
                 _save_tokenizer(run_dir, tokenizer)
-        engine.barrier()  # the run folder and its data exist; every rank reads them
+        engine.barrier()  # the run folder exists; every rank reads it
+        if engine.distributed and batches is None and not config.data and \
+                not (run_dir / "data" / "corpus.json").is_file():
+            raise ConvergentError(
+                "a run of several ranks reads prepared data, so that no rank waits for "
+                "another's tokenization: run `convergent data prepare` and pass --data, or "
+                "start the ranks with --nproc (which prepares first)")
         if batches is None:
             tokenizer, stream = prepare_data(run_dir, config, progress=False)
             batches = make_batches(stream, tokenizer, config)
