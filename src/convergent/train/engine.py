@@ -29,18 +29,11 @@ import torch
 from torch import nn
 
 from convergent.errors import ConvergentError
+from convergent.hardware import available_cores
 from convergent.train.config import EngineConfig
 from convergent.train.data import Batch
 
 GROUP_TIMEOUT = datetime.timedelta(minutes=60)
-
-
-def available_cores() -> int:
-    """Cores this process may use (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def torchrun_world() -> tuple[int, int, int] | None:

@@ -19,14 +19,7 @@ from typing import Any
 
 from convergent.errors import ConvergentError
 from convergent.experiments.worker import DEVICES_ENV, THREADS_ENV, execute
-
-
-def available_cores() -> int:
-    """Cores this process may use (the affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+from convergent.hardware import available_cores
 
 
 def visible_gpus() -> list[str]:
