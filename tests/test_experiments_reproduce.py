@@ -23,7 +23,7 @@ def test_quick_plans_the_three_figures():
     rows = {name: [m.label for m in members] for name, (_, members) in plan.analyses.items()}
     assert rows["architectures"] == ["glove", "smollm2", "muon/transformer", "muon/gdn",
                                      "muon/mamba2", "adamw/transformer", "adamw/lstm",
-                                     "adamw/word2vec", "adamw/ppmi"]
+                                     "classical/word2vec", "classical/ppmi"]
     assert rows["perturbations"] == ["none", "context-2", "isolate-1", "swap", "unigram"]
     muon_transformer = plan.groups["muon"][1][0].job
     assert plan.groups["perturbations"][1][0].job == muon_transformer  # trained once

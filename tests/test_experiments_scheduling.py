@@ -166,4 +166,4 @@ def test_dry_run_of_the_quick_preset(capsys):
     assert printed[-1] == "total: 0 GPU job(s) (0 GPUs asked for), 29 CPU job(s)"
     assert main(["reproduce", "--preset", "quick", "--dry-run", "--gpus", "8"]) == 0
     rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[2:-1]}
-    assert "1 x GPU" in rows["muon/transformer"] and "1 CPU" in rows["adamw/ppmi"]
+    assert "1 x GPU" in rows["muon/transformer"] and "1 CPU" in rows["classical/ppmi"]

@@ -245,10 +245,13 @@ class TrainConfig:
 
 
 def with_engine(config: TrainConfig, **options: Any) -> TrainConfig:
-    """``config`` with the given engine fields (``device="cuda"``, ``nproc=8``), validated."""
+    """``config`` with the given engine fields (``device="cuda"``, ``nproc=8``); the engine
+    is validated, the rest when the config is (a task sets its sequence length later)."""
     if not options:
         return config
-    return config.replace(engine=replace(config.engine, **options)).validate()
+    engine = replace(config.engine, **options)
+    engine.validate()
+    return config.replace(engine=engine)
 
 
 def is_named_tokenizer(spec: str) -> bool:
