@@ -219,3 +219,17 @@ def test_a_spec_group_with_processes_trains_with_two_ranks(corpus, tmp_path):
     (row,) = load_table(tmp_path / "out").itertuples()
     assert row.steps == 6 and row.final_loss > 0
     assert '"processes": 2' in row.config
+
+
+def test_a_run_that_fails_while_setting_up_leaves_nothing(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n")
+    with pytest.raises(ConvergentError, match="no text found"):
+        train(tiny(str(empty)), tmp_path / "new", progress=False)
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "given").mkdir()
+    with pytest.raises(ConvergentError, match="no text found"):
+        train(tiny(str(empty)), tmp_path / "given", progress=False)
+    assert list((tmp_path / "given").iterdir()) == []
+    good = make_corpus(tmp_path / "c.jsonl", docs=20)
+    assert train(tiny(good), tmp_path / "new", progress=False).complete  # not refused

@@ -9,8 +9,11 @@ same directory with the same config resumes; a different config is refused.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,19 +128,46 @@ def train(
         plan = check_memory(config)
         if progress and (torchrun_world() or (0,))[0] == 0:
             print(plan)
-    if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
-        from convergent.train.launch import launch_ranks
+    with _removed_unless_started(Path(out), main=(torchrun_world() or (0,))[0] == 0):
+        if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
+            from convergent.train.launch import launch_ranks
 
-        run_dir = prepare_run_dir(out, config)
-        if batches is None:
-            prepare_data(run_dir, config, progress)  # ready before any rank starts
-        elif tokenizer is not None:
-            _save_tokenizer(run_dir, tokenizer)
-        launch_ranks(run_dir, config, progress=progress, stop_after=stop_after)
-        return read_result(run_dir, config)
-    if not config.neural:
-        return _train_classical(config, out, batches, progress, stop_after)
-    return _train_neural(config, out, batches, tokenizer, progress, stop_after)
+            run_dir = prepare_run_dir(out, config)
+            if batches is None:
+                prepare_data(run_dir, config, progress)  # ready before any rank starts
+            elif tokenizer is not None:
+                _save_tokenizer(run_dir, tokenizer)
+            launch_ranks(run_dir, config, progress=progress, stop_after=stop_after)
+            return read_result(run_dir, config)
+        if not config.neural:
+            return _train_classical(config, out, batches, progress, stop_after)
+        return _train_neural(config, out, batches, tokenizer, progress, stop_after)
+
+
+@contextlib.contextmanager
+def _removed_unless_started(run_dir: Path, main: bool) -> Iterator[None]:
+    """On failure before a new run's first checkpoint, leave ``run_dir`` as it was found.
+
+    A run that fails while its folder is being set up (a missing, empty or offline corpus,
+    a tokenizer that cannot be read) leaves no ``config.json`` behind, so the corrected
+    command is not refused as "a run with a different config". A run that has
+    checkpoints keeps them: it resumes.
+    """
+    existed = run_dir.exists()
+    fresh = not existed or (run_dir.is_dir() and not any(run_dir.iterdir()))
+    try:
+        yield
+    except BaseException:
+        if fresh and main and run_dir.is_dir() and not list_checkpoints(run_dir):
+            if existed:
+                for child in run_dir.iterdir():
+                    if child.is_dir():
+                        shutil.rmtree(child)
+                    else:
+                        child.unlink()
+            else:
+                shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
 
 def check_memory(config: TrainConfig) -> str:
