@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="convergent",
         description="Do different language models learn the same representations, and why?",
     )
+    parser.add_argument("--version", action="version", version=f"convergent {_version()}")
     subparsers = parser.add_subparsers(dest="verb", metavar="VERB")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -30,6 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         if register is not None:
             register(subparsers)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("convergent")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

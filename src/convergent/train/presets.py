@@ -1,7 +1,7 @@
 """Named starting configs: ``quick`` (minutes on 2 CPU cores) and ``paper`` (GPU scale).
 
-``quick`` is a tiny model on the bundled ~2.5M-word corpus: ~600k tokens (a quarter of one
-epoch) for neural models, 5 epochs for word2vec, the full corpus for PPMI. It shows the
+``quick`` is a tiny model on the bundled ~2.5M-word corpus: 400k tokens (about a tenth of
+one epoch; the same budget as ``reproduce --preset quick``) for neural models, 5 epochs for word2vec, the full corpus for PPMI. It shows the
 loss falling and the pipeline end to end; on so few tokens only frequent numbers (about
 0..99) are seen often enough to analyse (see docs/training.md).
 
@@ -32,7 +32,7 @@ def _quick(arch: str) -> TrainConfig:
         model = ModelConfig(d_model=192, n_layers=2, n_heads=4)
     return TrainConfig(
         arch=arch, model=model, corpus="bundled", tokenizer="bpe", vocab_size=2048,
-        lr=3e-3, warmup_tokens=40_000, tokens=600_000, batch_size=16, seq_len=128,
+        lr=3e-3, warmup_tokens=40_000, tokens=400_000, batch_size=16, seq_len=128,
         checkpoint_every=60_000, embedding=EmbeddingConfig(dim=100, window=5, min_count=5,
                                                            epochs=5, workers=1),
     )
