@@ -21,7 +21,8 @@ def test_spec_files_equal_the_presets(name):
 def test_quick_plans_the_three_figures():
     plan = make_plan(preset_spec("quick"))
     rows = {name: [m.label for m in members] for name, (_, members) in plan.analyses.items()}
-    assert rows["architectures"] == ["glove", "smollm2", "muon/transformer", "muon/gdn",
+    assert rows["architectures"] == ["tokens", "cooc", "glove", "smollm2", "muon/transformer",
+                                     "muon/gdn",
                                      "muon/mamba2", "adamw/transformer", "adamw/lstm",
                                      "classical/word2vec", "classical/ppmi"]
     assert rows["perturbations"] == ["none", "context-2", "isolate-1", "swap", "unigram"]
@@ -45,6 +46,37 @@ def test_paper_has_the_paper_sizes():
     assert transformer["seq_len"] == 1024 and transformer["corpus"].startswith("hf:")
     numbers = next(j for j in plan.jobs.values() if j.kind == "numbers")
     assert numbers.config["settings"]["numbers"] == [0, 1000]
+
+
+def test_paper_has_the_full_grid():
+    plan = make_plan(preset_spec("paper"))
+    rows = {name: [m.label for m in members] for name, (_, members) in plan.analyses.items()}
+    assert rows["architectures"] == [
+        "tokens", "cooc", "glove", "smollm2", "muon/transformer", "muon/gdn", "muon/mamba2",
+        "adamw/transformer", "adamw/gdn", "adamw/mamba2", "adamw/lstm", "lstm4/lstm",
+        "classical/word2vec", "classical/ppmi"]
+    assert rows["perturbations"] == ["none", "context-2", "context-4", "context-8",
+                                     "context-64", "isolate-1", "isolate-2", "isolate-8",
+                                     "swap", "unigram"]
+    lstms = sorted(j.config["train"]["model"]["n_layers"] for j in plan.jobs.values()
+                   if j.kind == "train" and j.config["train"]["arch"] == "lstm")
+    assert lstms == [4, 12]
+    three = [j.config["train"] for j in plan.jobs.values()
+             if j.kind == "addition" and j.config["task"]["digits"] == 3]
+    assert {t["tokens"] for t in three} == {3_000_000_000}
+    assert {t["tokens"] // t["checkpoint_every"] for t in three} == {30}
+    data = preset_data("paper")["sources"]
+    assert data["tokens"]["spec"] == "tokens:hf:HuggingFaceFW/fineweb-edu:sample-10BT"
+    assert data["cooc"]["options"] == {"tokenizer": "bpe", "vocab_size": 65536}
+
+
+def test_quick_keeps_the_job_keys_of_its_runs():
+    """Content hashes of unchanged training configs: old results folders stay valid."""
+    plan = make_plan(preset_spec("quick"))
+    keys = {f"{g}/{m.label}": m.job for g in ("muon", "adamw") for m in plan.groups[g][1]}
+    assert keys == {"muon/transformer": "d9b8077b647da44e", "muon/gdn": "027b70430ade95e5",
+                    "muon/mamba2": "56eb8955aec6cdee", "adamw/transformer": "9c95fcd065cfce71",
+                    "adamw/lstm": "314700843885c5ca"}
 
 
 def test_unknown_preset():
