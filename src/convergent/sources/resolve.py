@@ -3,7 +3,9 @@
 Specs: a bundled name (``glove-6b-50d``, ``smollm2-135m``, ``minilm-l6``); ``matrix:PATH``;
 ``run:DIR[@step]`` (a training run); ``cache:DIR`` (an extraction cache); ``hf:ID_OR_DIR``;
 a word-vector file (GloVe/word2vec text or binary, fastText ``.vec``, gensim ``.kv``); a
-local Hugging Face folder or ``.gguf`` file; or a hub id ``org/name``.
+local Hugging Face folder or ``.gguf`` file; or a hub id ``org/name``. The data's own
+signal: ``tokens:X`` (number-token counts) and ``cooc:X`` (their PPMI co-occurrence rows),
+where X is a run folder, a prepared-data folder or a corpus spec.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ PREFIXES: dict[str, tuple[str, str]] = {
     "cache": ("convergent.sources.cache", "open_cache"),
     "hf": ("convergent.sources.hf", "open_hf"),
     "vectors": ("convergent.sources.static", "open_vectors_file"),
+    "tokens": ("convergent.sources.tokens", "open_tokens"),
+    "cooc": ("convergent.sources.tokens", "open_cooc"),
 }
 
 # bundled name -> (module, function(**options) -> Source)
