@@ -1,6 +1,7 @@
 """Placing numbers and words in context, and finding their tokens there.
 
-A template holds one placeholder: ``{n}`` for numbers, ``{w}`` for words. Each item is put
+A template holds one placeholder: ``{n}`` for numbers, ``{w}`` for words, ``{}`` for the
+subjects of a relation (the slot of LRE's ``prompt_templates``). Each item is put
 into every template; the engine takes the state at the item's tokens (the last one, or the
 mean over them) and averages over templates. Tokens are located through the fast
 tokenizer's character offsets, so this works for digit tokenizers (SmolLM2 writes 42 as
@@ -29,14 +30,19 @@ DEFAULT_WORD_TEMPLATES: tuple[str, ...] = (
     "The word {w}",
     "I thought about the {w} today.",
 )
-PLACEHOLDER = {"numbers": "{n}", "words": "{w}"}
+#: A relation's subject alone (LRE reads it inside the relation's own prompt templates).
+DEFAULT_SUBJECT_TEMPLATES: tuple[str, ...] = ("{}",)
+PLACEHOLDER = {"numbers": "{n}", "words": "{w}", "subjects": "{}"}
+DEFAULTS = {"numbers": DEFAULT_NUMBER_TEMPLATES, "words": DEFAULT_WORD_TEMPLATES,
+            "subjects": DEFAULT_SUBJECT_TEMPLATES}
 
 
 def check_templates(templates: Sequence[str] | None, kind: str) -> tuple[str, ...]:
-    """Templates to use for ``kind`` ("numbers" or "words"); each holds the placeholder once."""
+    """Templates to use for ``kind`` ("numbers", "words" or "subjects"); each holds the
+    placeholder once."""
     mark = PLACEHOLDER[kind]
     if templates is None:
-        return DEFAULT_NUMBER_TEMPLATES if kind == "numbers" else DEFAULT_WORD_TEMPLATES
+        return DEFAULTS[kind]
     chosen = tuple(templates)
     if not chosen:
         raise ConvergentError("--template: give at least one template")

@@ -159,8 +159,17 @@ class HFPredictor:
         captured: dict[str, Any] = {}
         hooks = []
         head = self._swap if self._swap is not None else self._head
-        hooks.append(head.register_forward_pre_hook(
-            lambda _m, args: captured.__setitem__("f", args[0][:, -1])))
+
+        def on_head(_m: Any, args: Any) -> Any:
+            if edit is None or layer is not None:
+                captured["f"] = args[0][:, -1]
+                return None
+            hidden = args[0].clone()
+            hidden[:, -1] = edit(hidden[:, -1])
+            captured["f"] = hidden[:, -1]
+            return (hidden, *args[1:])
+
+        hooks.append(head.register_forward_pre_hook(on_head))
         if layer is not None:
             block = _blocks(self.model)[layer]
 
@@ -266,9 +275,10 @@ class HFPredictor:
     def logits(self, contexts: Sequence[Context]) -> np.ndarray:
         return self._run(contexts, "logits")
 
-    def steered_logits(self, contexts: Sequence[Context], layer: int,
+    def steered_logits(self, contexts: Sequence[Context], layer: int | None,
                        vector: np.ndarray) -> np.ndarray:
-        """Logits after adding ``vector`` to the residual stream after block ``layer``."""
+        """Logits after adding ``vector`` at the last position to the residual stream after
+        block ``layer``, or (``layer=None``) to f(x), the input of the unembedding."""
         import torch
 
         v = torch.as_tensor(vector)

@@ -10,6 +10,9 @@ then use plain dot products and cosines.
   The same construction on another reference set (static word vectors, context states) is
   called ``whitened``.
 - ``random``: W a fixed Gaussian matrix, the control that a "good" inner product must beat.
+- ``park_random``: Park et al.'s own control, W with entries |N(0, 1)| (their script maps the
+  concept directions by ``abs(randn(d, d))``); all-positive entries give every pair of mapped
+  directions a large shared component, so its cosines sit far from 0.
 """
 
 from __future__ import annotations
@@ -107,3 +110,10 @@ def random_inner(dim: int, seed: int = 0) -> InnerProduct:
     rng = np.random.default_rng(seed)
     w = rng.standard_normal((dim, dim)) / np.sqrt(dim)
     return InnerProduct("random", dim, w, {"seed": seed})
+
+
+def park_random_inner(dim: int, seed: int = 0) -> InnerProduct:
+    """Park et al.'s random metric: W with i.i.d. entries |N(0, 1)| (x -> x A, A = |randn|)."""
+    rng = np.random.default_rng(seed)
+    w = np.abs(rng.standard_normal((dim, dim))).T
+    return InnerProduct("park_random", dim, w, {"seed": seed, "entries": "|N(0,1)|"})
