@@ -145,4 +145,46 @@ def test_addition_groups_get_a_figure_and_a_table(tmp_path):
                        "summary": {"steps": 4, "final_loss": 0.5}})
     text = write_report(tmp_path).read_text()
     assert "Addition: add" in text and text.count("data:image/png;base64,") == 1
-    assert "<td>40.0</td>" in text and "<td>36.0</td>" in text  # exact match, kappa 10
+    assert "<td>40.0</td>" in text and '<td data-v="36.0">36.0' in text  # exact match, kappa 10
+    assert 'title="paper: addition figure">59.4</div>' in text  # 9-digit Muon, kappa 4
+    assert "No published value" not in text
+
+
+def test_the_paper_stands_beside_matching_rows(tmp_path):
+    from convergent.experiments.plan import Job, Member, Plan
+    from convergent.experiments.worker import job_dir
+    from convergent.io import write_json_atomic
+    from convergent.numbers import analyze_numbers
+
+    run = Job("b" * 16, "train", "muon/transformer", {"train": {
+        "arch": "transformer", "optimizer": "muon", "perturb": None, "tokens": 1000,
+        "model": {"n_layers": 2}}})
+    ours = Job("c" * 16, "numbers", "arch/muon/transformer",
+               {"source": {"run": run.key}, "settings": {}}, (run.key,))
+    other = Job("d" * 16, "numbers", "arch/mine",
+                {"source": {"spec": "matrix:m.npy", "options": {}}, "settings": {}})
+    rows = (Member("muon/transformer", ours.key, "muon"), Member("mine", other.key, ""))
+    plan = Plan("paper-test", "", {j.key: j for j in (run, ours, other)},
+                {"muon": ("train", (Member("transformer", run.key, "muon"),))},
+                {"arch": ("Architectures", rows)})
+    write_json_atomic(tmp_path / "plan.json", plan.to_dict())
+    entry = analyze_numbers(np.load(periodic_matrix(tmp_path / "m.npy")), range(60),
+                            permutations=10).to_dict()
+    for job in (ours, other):
+        write_json_atomic(job_dir(tmp_path, job.key) / "result.json", {"entries": [entry]})
+        write_json_atomic(job_dir(tmp_path, job.key) / "record.json",
+                          {"key": job.key, "status": "ok", "seconds": 1.0})
+    text = write_report(tmp_path).read_text()
+    kappa10 = entry["periods"]["10"]["kappa"]
+    assert f'data-v="{kappa10}"' in text
+    assert 'title="paper: architectures figure (Muon)">85.4</div>' in text
+    assert 'title="paper: Fisher table, T = 10">122</div>' in text  # cond(S_W)
+    assert "No published value for: mine." in text
+    compared = json.loads((tmp_path / "report" / "results.json").read_text())["analyses"]["arch"]
+    assert [c["published"] for c in compared] == [True, False]
+    by = {(v["measure"], v["period"]): v for v in compared[0]["values"]}
+    assert by[("kappa", 10)] == {"measure": "kappa", "period": 10, "ours": kappa10,
+                                 "value": 85.4, "row": "arch/transformer/muon",
+                                 "origin": "architectures figure (Muon)", "within": None}
+    assert compared[0]["setting"] == {"kind": "train", "arch": "transformer",
+                                      "optimizer": "muon", "perturb": "none"}

@@ -6,6 +6,11 @@ results table) and writes ``out/report.html`` plus the figures as files in
 analysis (training dynamics when the analysis covers every checkpoint), addition runs,
 training runs, failures, timings, every job config, and library versions. Figures are PNG
 embedded as base64; a few lines of inline JavaScript make tables sortable.
+
+Wherever a row matches a published one (:mod:`convergent.reference`: by architecture,
+optimizer, perturbation or addition format, read from the job configs), the paper's value
+stands under ours in the same cell, and each table names the rows with no published value.
+``out/report/results.json`` holds the same comparison as data.
 """
 
 from __future__ import annotations
@@ -21,8 +26,17 @@ from typing import Any
 from convergent.experiments.plan import Member, Plan
 from convergent.experiments.store import load_plan, write_table
 from convergent.experiments.worker import job_dir
-from convergent.io import write_bytes_atomic
+from convergent.io import write_bytes_atomic, write_json_atomic
 from convergent.provenance import versions
+from convergent.reference import (
+    Published,
+    Setting,
+    addition_setting,
+    compare,
+    published,
+    source_setting,
+    train_setting,
+)
 
 SHOWN_MODULI = tuple(range(2, 11))
 MAX_DYNAMICS = 6
@@ -35,7 +49,8 @@ th,td{border:1px solid #ddd;padding:3px 7px;text-align:right}th{background:#f4f4
 cursor:pointer}td.l,th.l{text-align:left}img.figure{max-width:100%;display:block;
 margin:8px 0;border:1px solid #eee}pre{background:#f7f7f7;padding:8px;overflow:auto;
 font-size:12px}.bad{color:#b00020}.chip{display:inline-block;padding:1px 8px;
-border-radius:9px;background:#eef;margin-right:6px}
+border-radius:9px;background:#eef;margin-right:6px}.pv{color:#555;font-size:11px;
+font-style:italic}
 """
 
 SCRIPT = """
@@ -75,11 +90,18 @@ def build_report(folder: Path) -> str:
     table = pd.read_parquet(write_table(folder))
     figures = folder / "report"
     parts = [_header(plan, folder, table)]
+    paper: dict[str, list[dict[str, Any]]] = {}
     for name, (title, members) in plan.analyses.items():
-        parts.append(_analysis(folder, figures, name, title, members))
+        parts.append(_analysis(plan, folder, figures, name, title, members,
+                               paper.setdefault(name, [])))
     additions = {k: v for k, (kind, v) in plan.groups.items() if kind == "addition"}
     for name, members in additions.items():
-        parts.append(_addition(folder, figures, name, members))
+        parts.append(_addition(plan, folder, figures, name, members,
+                               paper.setdefault(f"addition/{name}", [])))
+    write_json_atomic(figures / "results.json", {
+        "about": "our final values beside the paper's wherever a row matches a published "
+                 "one (convergent.reference); published false: no published value",
+        "analyses": paper})
     parts += [_runs(table), _failures(folder, table), _timings(folder, table),
               _configs(plan), _versions(folder, plan)]
     body = "\n".join(p for p in parts if p)
@@ -121,26 +143,41 @@ def _entries(folder: Path, member: Member) -> list[dict[str, Any]]:
     return entries
 
 
-def _analysis(folder: Path, figures: Path, name: str, title: str,
-              members: Sequence[Member]) -> str:
+def member_setting(plan: Plan, member: Member) -> Setting:
+    """What an analysis row measured, from the job configs (for the paper's values)."""
+    source = plan.jobs[member.job].config.get("source", {})
+    run = plan.jobs.get(source.get("run", ""))
+    if run is not None:
+        if run.kind == "addition":
+            return addition_setting(run.config["task"], run.config["train"])
+        return train_setting(run.config["train"])
+    return source_setting(str(source.get("spec", "")))
+
+
+def _analysis(plan: Plan, folder: Path, figures: Path, name: str, title: str,
+              members: Sequence[Member], paper: list[dict[str, Any]]) -> str:
     from convergent.report.dynamics import plot_dynamics
     from convergent.report.numbers import plot_numbers
 
     last: list[dict[str, Any]] = []
+    settings: list[Setting] = []
     series: dict[str, list[dict[str, Any]]] = {}
     for member in members:
         entries = _entries(folder, member)
         if len(entries) > 1 and all("step" in e.get("meta", {}) for e in entries):
             series[member.label] = entries
-            last.append(max(entries, key=lambda e: e["meta"]["step"]))
-        else:
-            last.extend(entries)
+            entries = [max(entries, key=lambda e: e["meta"]["step"])]
+        last.extend(entries)
+        settings.extend(member_setting(plan, member) for _ in entries)
     parts = [f"<h2>{_e(title)}</h2>"]
     if not last:
         return parts[0] + "<p class=\"bad\">no finished results yet</p>"
+    for entry, setting in zip(last, settings, strict=True):
+        paper.append({"site": entry.get("site"),
+                      **compare(entry["name"], setting, entry).to_dict()})
     paths = plot_numbers(last, [figures / f"{name}.png", figures / f"{name}.svg"])
     parts.append(_img(paths, f"{title}: Fourier magnitude and probe kappa"))
-    parts.append(_kappa_table(last))
+    parts.append(_kappa_table(last, [published(s) for s in settings]))
     for label, entries in list(series.items())[:MAX_DYNAMICS]:
         points = [{"tokens": e["meta"].get("tokens") or 0, "periods": e["periods"]}
                   for e in entries]
@@ -157,38 +194,77 @@ def _kappa_style(value: float) -> str:
     return f"background:rgba(215,48,39,{min(1.0, -value / 25) * 0.6:.2f})"
 
 
-def _kappa_table(entries: Sequence[dict[str, Any]]) -> str:
+Papers = dict[tuple[str, int], Published]
+
+
+def _cell(value: float | None, text: str, paper: Published | None, style: str = "") -> str:
+    """A table cell with our value and, under it, the paper's (its origin as a tooltip)."""
+    below = "" if paper is None else (f'<div class="pv" title="paper: {_e(paper.origin)}">'
+                                      f"{_e(paper.text())}</div>")
+    data = "" if value is None else f' data-v="{value}"'
+    look = f' style="{style}"' if style else ""
+    return f"<td{data}{look}>{text}{below}</td>"
+
+
+def _number(value: Any, digits: str = ".3g") -> tuple[float | None, str]:
+    if value is None or value != value:
+        return None, ""
+    return float(value), format(float(value), digits)
+
+
+def _kappa_table(entries: Sequence[dict[str, Any]], papers: Sequence[Papers]) -> str:
     moduli = [t for t in SHOWN_MODULI if any(str(t) in e["periods"] for e in entries)]
     head = "".join(f"<th>κ {t}</th>" for t in moduli)
     rows = []
-    for e in entries:
+    for e, paper in zip(entries, papers, strict=True):
         cells = []
         for t in moduli:
             p = e["periods"].get(str(t))
             if p is None:
-                cells.append("<td></td>")
+                cells.append(_cell(None, "", paper.get(("kappa", t))))
                 continue
             mark = "*" if p.get("explained_by_tokens") else ""
-            cells.append(f'<td data-v="{p["kappa"]}" style="{_kappa_style(p["kappa"])}">'
-                         f'{p["kappa"]:.1f}{mark}</td>')
+            cells.append(_cell(p["kappa"], f'{p["kappa"]:.1f}{mark}', paper.get(("kappa", t)),
+                               _kappa_style(p["kappa"])))
         p10 = e["periods"].get("10", {})
+        f10 = e.get("fisher", {}).get("10", {})
+        for measure, value, digits in (("phi", p10.get("phi"), ".3g"),
+                                       ("spike", p10.get("spike"), ".1f"),
+                                       ("lambda_max", f10.get("lambda_max"), ".3g"),
+                                       ("cond_sw", f10.get("cond_sw"), ".3g")):
+            number, text = _number(value, digits)
+            cells.append(_cell(number, text, paper.get((measure, 10))))
         rows.append(f'<tr><td class="l">{_e(e["name"])}</td><td class="l">{_e(e["site"])}'
                     f'</td><td>{e["numbers"][0]}..{e["numbers"][1]}</td><td>{e["dim"]}</td>'
-                    + "".join(cells)
-                    + f'<td>{p10.get("phi", float("nan")):.3g}</td>'
-                    f'<td>{p10.get("spike", float("nan")):.1f}</td></tr>')
+                    + "".join(cells) + "</tr>")
     return (f'<table><thead><tr><th class="l">source</th><th class="l">site</th><th>numbers'
-            f'</th><th>dim</th>{head}<th>Φ 10</th><th>spike 10</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table><p class=\"muted\">κ: Cohen's kappa (%) of the "
-            "cross-validated mod-T probe; * the token-identity control explains it.</p>")
+            f'</th><th>dim</th>{head}<th>Φ 10</th><th>spike 10</th><th>λmax 10</th>'
+            f'<th>cond S_W 10</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+            "<p class=\"muted\">κ: Cohen's kappa (%) of the cross-validated mod-T probe; * the "
+            "token-identity control explains it. λmax: largest eigenvalue of S_W⁻¹ S_B. "
+            + _paper_note(entries, papers) + "</p>")
 
 
-def _addition(folder: Path, figures: Path, name: str, members: Sequence[Member]) -> str:
+def _paper_note(entries: Sequence[dict[str, Any]], papers: Sequence[Papers]) -> str:
+    missing = list(dict.fromkeys(e["name"] for e, p in zip(entries, papers, strict=True)
+                                 if not p))
+    text = ("<i>Italic grey</i>: the paper's published value (Fu et al. 2026; its figure or "
+            "table in the tooltip; convergent.reference)")
+    if not any(papers):
+        return text + ": none of these rows has one."
+    if missing:
+        return text + ". No published value for: " + ", ".join(_e(m) for m in missing) + "."
+    return text + "."
+
+
+def _addition(plan: Plan, folder: Path, figures: Path, name: str, members: Sequence[Member],
+              paper: list[dict[str, Any]]) -> str:
     from convergent.report.style import pyplot, save_figure
 
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
     rows = []
+    entries, papers = [], []
     for member in members:
         points = _read(job_dir(folder, member.job) / "result.json").get("points", [])
         if not points:
@@ -203,9 +279,16 @@ def _addition(folder: Path, figures: Path, name: str, members: Sequence[Member])
                 right.plot(tokens, [float("nan") if k is None else k for k in kappa], ls=style,
                            label=f"{member.label} T={t}")
         last = points[-1]
-        periods = last.get("numbers", {}).get("periods", {})
-        kappas = "".join(f"<td>{periods.get(t, {}).get('kappa', float('nan')):.1f}</td>"
-                         for t in ("2", "4", "5", "10"))
+        job = plan.jobs[member.job]
+        setting = addition_setting(job.config.get("task", {}), job.config.get("train", {}))
+        entry = {"name": member.label, **last.get("numbers", {})}
+        paper.append({"step": last["step"], **compare(member.label, setting, entry).to_dict()})
+        values = published(setting)
+        entries.append(entry)
+        papers.append(values)
+        periods = entry.get("periods", {})
+        kappas = "".join(_cell(*_number(periods.get(str(t), {}).get("kappa"), ".1f"),
+                               values.get(("kappa", t))) for t in (2, 4, 5, 10))
         rows.append(f'<tr><td class="l">{_e(member.label)}</td><td>{last["step"]}</td>'
                     f'<td>{last["test"]["exact_match"]:.1f}</td>{kappas}</tr>')
     left.set(xlabel="training tokens", ylabel="test exact match (%)", title="addition")
@@ -214,10 +297,11 @@ def _addition(folder: Path, figures: Path, name: str, members: Sequence[Member])
         if ax.lines:
             ax.legend(fontsize=7)
     paths = save_figure(fig, [figures / f"addition-{name}.png"])
+    note = f'<p class="muted">{_paper_note(entries, papers)}</p>' if entries else ""
     return (f"<h2>Addition: {_e(name)}</h2>" + _img(paths, f"addition {name}")
             + '<table><thead><tr><th class="l">run</th><th>step</th><th>test exact %</th>'
             "<th>κ 2</th><th>κ 4</th><th>κ 5</th><th>κ 10</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table>")
+            + "".join(rows) + "</tbody></table>" + note)
 
 
 def _html_table(frame: Any, left: Sequence[str] = ()) -> str:
