@@ -8,7 +8,14 @@ import pytest
 from linearity_fixtures import pairs_tsv
 
 from convergent.errors import ConvergentError
-from convergent.linearity.pairs import PairSet, filter_pairs, load_pairs, read_pairs_file
+from convergent.linearity.pairs import (
+    MIN_PAIRS,
+    PairSet,
+    check_min_pairs,
+    filter_pairs,
+    load_pairs,
+    read_pairs_file,
+)
 
 
 def test_google_analogy_has_its_14_sections_as_relations():
@@ -39,7 +46,7 @@ def test_bad_tsv_files_name_the_line(tmp_path, content, match):
     path = tmp_path / "bad.tsv"
     path.write_text(content)
     with pytest.raises(ConvergentError, match=match):
-        read_pairs_file(path)
+        read_pairs_file(path, "tsv")
 
 
 def test_bad_jsonl_and_missing_file(tmp_path):
@@ -66,6 +73,37 @@ def test_filter_reports_kept_dropped_and_dropped_relations():
     assert report.kept == {"r1": 2, "r2": 1}
     assert report.dropped["r1"] == (("e", "zz", "zz: unknown"),)
     assert report.dropped_relations == ("r2",)
+    assert report.reasons == {"unknown": 2}
     assert "kept 3 pairs, dropped 2" in report.summary()
     with pytest.raises(ConvergentError, match="no relation keeps"):
         filter_pairs(pairs, lambda w: "unknown", "none", 2)
+
+
+def test_degenerate_pairs_are_dropped_and_counted_per_reason():
+    rel = (("apple", "Apple"), ("boy", "girl"), ("boy", "girl"), ("x", "x"), ("man", "woman"),
+           ("king", "queen"))
+    pairs = PairSet("t", {"r": rel, "one object": (("a", "o"), ("b", "o"), ("c", "o")),
+                          "one subject": (("s", "p"), ("s", "q"), ("s", "r"))},
+                    templates={"r": ("{} is",)})
+    kept, report = filter_pairs(pairs, lambda w: None, "all", 3, key=str.lower,
+                                same_key="identical vectors after lower-casing")
+    assert kept.relations == {"r": (("boy", "girl"), ("man", "woman"), ("king", "queen"))}
+    assert kept.templates == {"r": ("{} is",)}
+    assert report.reasons == {"identical vectors after lower-casing": 1, "duplicate pair": 1,
+                              "subject equals object": 1}
+    assert report.relation_reasons == {"one object": "one distinct object",
+                                       "one subject": "one distinct subject"}
+    data = report.to_dict()
+    assert data["dropped_by_reason"]["duplicate pair"] == 1
+    assert "one object (one distinct object)" in report.summary()
+
+
+def test_min_pairs_below_the_folds_needed_is_refused():
+    assert check_min_pairs(MIN_PAIRS) == MIN_PAIRS
+    with pytest.raises(ConvergentError, match="--min-pairs 2: at least 3"):
+        check_min_pairs(2)
+
+
+def test_answers_list_every_object_of_a_subject():
+    pairs = PairSet("t", {"r": (("a", "x"), ("a", "y"), ("b", "x"))})
+    assert pairs.answers("r") == {"a": {"x", "y"}, "b": {"x"}}

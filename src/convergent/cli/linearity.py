@@ -7,6 +7,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.linearity.pairs import MIN_PAIRS
+from convergent.linearity.readers import FORMATS
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -20,8 +23,11 @@ def register(subparsers: Any) -> None:
                    help="glove-6b-50d, smollm2-135m, a word-vector file, hf:ID_OR_DIR, "
                    "run:DIR, a model folder")
     p.add_argument("--pairs", default="google-analogy",
-                   help="google-analogy (default) or a TSV/JSONL file of subject, object, "
-                   "relation")
+                   help="google-analogy (default), or a pairs file or folder: TSV/JSONL of "
+                   "subject, object, relation; Park-style word_pairs (two columns, relation = "
+                   "file name); a BATS folder; LRE relation JSON; Park's paired-contexts JSONL")
+    p.add_argument("--pairs-format", choices=list(FORMATS), default=None,
+                   help="the format of --pairs (detected from the file when not given)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--site", default="final",
                    help="models: subject representation f, 'final' (input of the "
@@ -33,8 +39,9 @@ def register(subparsers: Any) -> None:
                    help="models: also steer at the residual stream after block K")
     p.add_argument("--max-pairs", type=int, default=None,
                    help="keep at most this many pairs per relation (file order)")
-    p.add_argument("--min-pairs", type=int, default=3,
-                   help="drop relations with fewer pairs after filtering (default 3)")
+    p.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
+                   help=f"drop relations with fewer pairs after filtering (default and "
+                   f"least {MIN_PAIRS})")
     p.add_argument("--alpha", type=float, default=0.1, help="relative ridge penalty (0.1)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
@@ -47,12 +54,16 @@ def run(args: argparse.Namespace) -> int:
     from convergent.linearity.analyze import analyze_linearity
     from convergent.linearity.figures import plot_directions, plot_relations
     from convergent.linearity.open import is_word_vectors, open_target
-    from convergent.linearity.pairs import load_pairs
+    from convergent.linearity.pairs import check_min_pairs, load_pairs
     from convergent.linearity.space import predictor_space, static_space
 
     if args.folds < 2:
         raise ConvergentError(f"--folds {args.folds}: need at least 2")
-    pairs = load_pairs(args.pairs).require(getattr(args, 'min_pairs', 3))
+    check_min_pairs(args.min_pairs)
+    if args.max_pairs is not None and args.max_pairs < args.min_pairs:
+        raise ConvergentError(f"--max-pairs {args.max_pairs}: below --min-pairs "
+                              f"{args.min_pairs}, no relation could be kept")
+    pairs = load_pairs(args.pairs, fmt=args.pairs_format)
     target = open_target(args.source)
     steering = None
     if is_word_vectors(target):

@@ -89,15 +89,17 @@ def _analyze(
     names = list(space.pairs.relations)
     par = {k: parallelism(space.g_sub, space.g_obj, ip, seed) for k, ip in outs.items()}
     dirs = {k: concept_directions(space.g_sub, space.g_obj, ip) for k, ip in outs.items()}
+    subjects = space.subjects
     lin = {
         k: relational_linearity(space.f_sub, space.g_obj, space.objects, ins[k], outs[k],
-                                alpha, folds, seed, space.same_space)
+                                alpha, folds, seed, space.same_space, subjects)
         for k in outs
     }
-    prb = {k: probe_membership(space.f_sub, space.f_obj, ins[k], folds, seed) for k in outs}
+    prb = {k: probe_membership(space.f_sub, space.f_obj, ins[k], folds, seed,
+                               groups=subjects) for k in outs}
     if steering is None and not space.same_space and space.f_name == "final":
         steering = steering_final(space.f_sub, space.f_obj, space.g_sub, space.g_obj,
-                                  folds, seed)
+                                  folds, seed, groups=subjects)
     relations = tuple(
         RelationResult(
             relation=r,
@@ -110,13 +112,13 @@ def _analyze(
         for r in names
     )
     cos = {k: tuple(tuple(float(x) for x in row) for row in d @ d.T) for k, d in dirs.items()}
-    settings = {"seed": seed, "alpha": alpha, "folds": folds}
+    settings = {"seed": seed, "alpha": alpha, "folds": folds, "folds_grouped_by": "subject"}
     provenance = {"versions": versions(),
                   "reference_g_hash": array_hash(np.asarray(space.reference_g)),
                   "pairs_kept": sum(len(p) for p in space.pairs.relations.values())}
     return LinearityResult(
         source=space.source,
-        pairs=space.pairs.name,
+        pairs=space.pairs.name + (f" ({space.pairs.format})" if space.pairs.format else ""),
         space=space.describe(),
         inner_products=tuple(
             {**outs[k].to_dict(), "key": k, "input": ins[k].to_dict()} for k in outs

@@ -1,17 +1,16 @@
 """Concept-pair datasets: relations as (subject, object) word pairs, and the filter that keeps
-the pairs a source can represent (with a report of what was kept and dropped).
+the pairs a source can represent and drops degenerate ones (with a report per reason).
 
 A relation is a list of counterfactual pairs (Park et al. 2024): "easy -> easiest",
 "Athens -> Greece". Built-in set: the Google analogy set shipped with gensim
-(``google-analogy``); user files: TSV (``subject<TAB>object<TAB>relation``, optional header)
-or JSONL (``{"subject": ..., "object": ..., "relation": ...}``).
+(``google-analogy``); user files and folders in the formats of
+:mod:`convergent.linearity.readers` (TSV, Park, BATS, LRE, paired contexts).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,38 @@ Pair = tuple[str, str]
 BUILTIN = ("google-analogy",)
 
 
+MIN_PAIRS = 3  # held-out folds leave >= 2 training pairs (the shuffled baseline re-pairs them)
+
+
+def check_min_pairs(value: int) -> int:
+    """``value`` if it is a usable ``--min-pairs``, else raise (checked before any model loads)."""
+    if value < MIN_PAIRS:
+        raise ConvergentError(
+            f"--min-pairs {value}: at least {MIN_PAIRS} are needed (every held-out fold must "
+            "leave 2 training pairs)"
+        )
+    return value
+
+
+Contexts = tuple[tuple[str, ...], tuple[str, ...]]
+
+
 @dataclass(frozen=True)
 class PairSet:
-    """Relations by name, each a tuple of unique (subject, object) pairs, in file order."""
+    """Relations by name, each a tuple of (subject, object) pairs in file order.
+
+    A subject may have several objects (one pair each; any of them counts as correct).
+    Pairs may repeat: :func:`filter_pairs` drops and counts duplicates. ``templates``: per
+    relation, prompt templates with ``{}`` for the subject (LRE's ``prompt_templates``);
+    ``contexts``: per relation, per pair, the texts ending in each word (Park's paired
+    contexts: ``contexts0`` end in the subject, ``contexts1`` in the object).
+    """
 
     name: str
     relations: Mapping[str, tuple[Pair, ...]]
+    templates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    contexts: Mapping[str, Mapping[Pair, Contexts]] = field(default_factory=dict)
+    format: str = ""
 
     def __post_init__(self) -> None:
         if not self.relations:
@@ -43,6 +68,21 @@ class PairSet:
                 seen.setdefault(o)
         return list(seen)
 
+    def answers(self, relation: str) -> dict[str, set[str]]:
+        """Every object listed for each subject of ``relation``."""
+        out: dict[str, set[str]] = {}
+        for s, o in self.relations[relation]:
+            out.setdefault(s, set()).add(o)
+        return out
+
+    def keep(self, relations: Mapping[str, tuple[Pair, ...]]) -> PairSet:
+        """The same set (templates, contexts, format) with other relations' pairs."""
+        return replace(
+            self, relations=relations,
+            templates={r: t for r, t in self.templates.items() if r in relations},
+            contexts={r: c for r, c in self.contexts.items() if r in relations},
+        )
+
     def require(self, min_pairs: int = 2) -> PairSet:
         """Raise if any relation has fewer than ``min_pairs`` pairs."""
         for rel, pairs in self.relations.items():
@@ -54,34 +94,52 @@ class PairSet:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "relations": {r: [list(p) for p in ps]
-                                                 for r, ps in self.relations.items()}}
+        out: dict[str, Any] = {
+            "name": self.name, "format": self.format,
+            "relations": {r: [list(p) for p in ps] for r, ps in self.relations.items()},
+        }
+        if self.templates:
+            out["templates"] = {r: list(t) for r, t in self.templates.items()}
+        return out
 
 
 @dataclass(frozen=True)
 class FilterReport:
-    """Per relation: pairs kept, pairs dropped (with the reason), relations dropped entirely."""
+    """Per relation: pairs kept, pairs dropped (with the reason), relations dropped entirely.
+
+    ``reasons``: pairs dropped per reason (a word's problem, ``subject equals object``,
+    ``identical vectors ...``, ``duplicate pair``); ``relation_reasons``: why each dropped
+    relation went (``one distinct object``, ``one distinct subject``, too few pairs).
+    """
 
     kept: Mapping[str, int]
     dropped: Mapping[str, tuple[tuple[str, str, str], ...]]
     dropped_relations: tuple[str, ...]
     rule: str
+    reasons: Mapping[str, int] = field(default_factory=dict)
+    relation_reasons: Mapping[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "rule": self.rule,
             "kept": dict(self.kept),
             "dropped_count": {r: len(d) for r, d in self.dropped.items()},
+            "dropped_by_reason": dict(self.reasons),
             "dropped_examples": {r: [list(x) for x in d[:10]] for r, d in self.dropped.items()},
             "dropped_relations": list(self.dropped_relations),
+            "relations_dropped_because": dict(self.relation_reasons),
         }
 
     def summary(self) -> str:
         kept = sum(self.kept.values())
         dropped = sum(len(d) for d in self.dropped.values())
         text = f"kept {kept} pairs, dropped {dropped} ({self.rule})"
+        if self.reasons:
+            text += ": " + ", ".join(f"{k}: {v}" for k, v in self.reasons.items())
         if self.dropped_relations:
-            text += f"; relations dropped: {', '.join(self.dropped_relations)}"
+            text += "; relations dropped: " + ", ".join(
+                f"{r} ({self.relation_reasons[r]})" if r in self.relation_reasons else r
+                for r in self.dropped_relations)
         return text
 
 
@@ -126,52 +184,22 @@ def google_analogy(lowercase: bool = False) -> PairSet:
     return PairSet("google-analogy", {r: _unique(p) for r, p in relations.items()})
 
 
-def read_pairs_file(path: str | Path) -> PairSet:
-    """A TSV (subject, object, relation; optional header) or JSONL file of pairs."""
-    file = Path(path)
-    if not file.is_file():
-        raise ConvergentError(f"{path}: no such pairs file")
-    relations: dict[str, list[Pair]] = {}
-    jsonl = file.suffix.lower() in (".jsonl", ".json")
-    with open(file, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip() or line.startswith("#"):
-                continue
-            if jsonl:
-                try:
-                    row = json.loads(line)
-                    subject, obj, rel = row["subject"], row["object"], row["relation"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ConvergentError(
-                        f"{path}:{number}: expected a JSON object with keys subject, object, "
-                        "relation"
-                    ) from None
-            else:
-                parts = line.rstrip("\n").split("\t")
-                if len(parts) != 3:
-                    raise ConvergentError(
-                        f"{path}:{number}: expected 3 tab-separated fields "
-                        f"(subject, object, relation), got {len(parts)}"
-                    )
-                subject, obj, rel = (p.strip() for p in parts)
-                if number == 1 and (subject, obj, rel) == ("subject", "object", "relation"):
-                    continue
-            if not all(isinstance(x, str) and x for x in (subject, obj, rel)):
-                raise ConvergentError(f"{path}:{number}: empty subject, object or relation")
-            relations.setdefault(rel, []).append((subject, obj))
-    if not relations:
-        raise ConvergentError(f"{path}: no pairs in the file")
-    return PairSet(file.stem, {r: _unique(p) for r, p in relations.items()})
+def read_pairs_file(path: str | Path, fmt: str | None = None) -> PairSet:
+    """A pairs file or folder in any known format (detected, or named by ``fmt``); see
+    :mod:`convergent.linearity.readers`."""
+    from convergent.linearity.readers import read_pairs
+
+    return read_pairs(path, fmt)
 
 
-def load_pairs(spec: str, lowercase: bool = False) -> PairSet:
-    """``google-analogy`` or the path of a TSV/JSONL pairs file."""
+def load_pairs(spec: str, lowercase: bool = False, fmt: str | None = None) -> PairSet:
+    """``google-analogy`` or the path of a pairs file or folder (``fmt`` names its format)."""
     if spec == "google-analogy":
         return google_analogy(lowercase=lowercase)
-    if Path(spec).is_file():
-        return read_pairs_file(spec)
+    if Path(spec).exists():
+        return read_pairs_file(spec, fmt)
     raise ConvergentError(
-        f"--pairs {spec}: neither a built-in pair set ({', '.join(BUILTIN)}) nor a file"
+        f"--pairs {spec}: neither a built-in pair set ({', '.join(BUILTIN)}) nor a file or folder"
     )
 
 
@@ -179,46 +207,62 @@ def filter_pairs(
     pairs: PairSet,
     reason: Callable[[str], str | None],
     rule: str,
-    min_pairs: int = 2,
+    min_pairs: int = MIN_PAIRS,
     max_pairs: int | None = None,
+    key: Callable[[str], Hashable] | None = None,
+    same_key: str = "identical vectors",
 ) -> tuple[PairSet, FilterReport]:
     """Keep the pairs whose two words pass ``reason`` (None = keep, else why it fails).
 
-    Relations left with fewer than ``min_pairs`` pairs are dropped and reported;
-    ``max_pairs`` keeps the first pairs of each relation (file order, deterministic).
-    Raises if no relation survives.
+    Degenerate pairs are dropped and counted by reason: a subject equal to its object, a
+    subject and object with the same ``key`` (the row the source reads, e.g. after its case
+    folding: ``same_key`` names the reason), and repeats of a kept pair. ``max_pairs`` keeps
+    the first pairs of each relation (file order). Relations left with fewer than
+    ``min_pairs`` pairs, one distinct object or one distinct subject are dropped and
+    reported. Raises if no relation survives.
     """
     kept: dict[str, tuple[Pair, ...]] = {}
     counts: dict[str, int] = {}
     dropped: dict[str, tuple[tuple[str, str, str], ...]] = {}
-    gone: list[str] = []
+    reasons: dict[str, int] = {}
+    gone: dict[str, str] = {}
     cache: dict[str, str | None] = {}
     for rel, rel_pairs in pairs.relations.items():
-        good: list[Pair] = []
+        good: dict[Pair, None] = {}
         bad: list[tuple[str, str, str]] = []
         for s, o in rel_pairs:
             for w in (s, o):
                 if w not in cache:
                     cache[w] = reason(w)
-            problems = [f"{w}: {cache[w]}" for w in (s, o) if cache[w]]
+            problems = [(w, cache[w]) for w in (s, o) if cache[w]]
             if problems:
-                bad.append((s, o, "; ".join(problems)))
+                why, detail = str(problems[0][1]), "; ".join(f"{w}: {r}" for w, r in problems)
             elif s == o:
-                bad.append((s, o, "subject equals object"))
+                why = detail = "subject equals object"
+            elif key is not None and key(s) == key(o):
+                why = detail = same_key
+            elif (s, o) in good:
+                why = detail = "duplicate pair"
             else:
-                good.append((s, o))
-        if max_pairs is not None:
-            good = good[:max_pairs]
+                good[(s, o)] = None
+                continue
+            bad.append((s, o, detail))
+            reasons[why] = reasons.get(why, 0) + 1
+        chosen = list(good)[:max_pairs] if max_pairs is not None else list(good)
         dropped[rel] = tuple(bad)
-        counts[rel] = len(good)
-        if len(good) >= min_pairs:
-            kept[rel] = tuple(good)
+        counts[rel] = len(chosen)
+        if len(chosen) < min_pairs:
+            gone[rel] = f"{len(chosen)} pair(s) < {min_pairs}"
+        elif len({o for _, o in chosen}) < 2:
+            gone[rel] = "one distinct object"
+        elif len({s for s, _ in chosen}) < 2:
+            gone[rel] = "one distinct subject"
         else:
-            gone.append(rel)
-    report = FilterReport(counts, dropped, tuple(gone), rule)
+            kept[rel] = tuple(chosen)
+    report = FilterReport(counts, dropped, tuple(gone), rule, reasons, gone)
     if not kept:
         raise ConvergentError(
             f"pairs {pairs.name}: no relation keeps {min_pairs} pairs after filtering "
             f"({report.summary()})"
         )
-    return PairSet(pairs.name, kept), report
+    return pairs.keep(kept), report

@@ -6,13 +6,14 @@ Every function takes, per relation, matrices whose row i belongs to pair i (subj
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.linearity.inner import InnerProduct, unit_rows
+from convergent.linearity.pairs import MIN_PAIRS
 from convergent.linearity.results import (
     LinearityStats,
     ParallelismStats,
@@ -104,6 +105,20 @@ def _folds(n: int, folds: int, rng: np.random.Generator) -> list[np.ndarray]:
     return [f for f in np.array_split(rng.permutation(n), min(folds, n)) if f.size]
 
 
+def grouped_folds(
+    groups: Sequence[Hashable] | None, n: int, folds: int, rng: np.random.Generator,
+) -> list[np.ndarray]:
+    """Row indices of each held-out fold; rows of one group (a subject) share a fold.
+
+    With every group distinct (or ``groups`` None) these are exactly :func:`_folds`."""
+    if groups is None:
+        return _folds(n, folds, rng)
+    names = list(dict.fromkeys(groups))
+    index = {g: k for k, g in enumerate(names)}
+    of_row = np.asarray([index[g] for g in groups])
+    return [np.flatnonzero(np.isin(of_row, f)) for f in _folds(len(names), folds, rng)]
+
+
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """Affine ridge fit y ~ x A^T + b (intercept unpenalized); alpha is relative to the mean
     squared norm of the centred inputs. Closed form in the smaller of the primal (d x d) and
@@ -136,55 +151,75 @@ def relational_linearity(
     folds: int = 5,
     seed: int = 0,
     same_space: bool = False,
+    subjects: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, LinearityStats]:
     """Ridge map from subject inputs to object outputs; held-out top-1 object retrieval.
 
     ``objects[r]`` are the object words of the pairs (rows of ``outputs[r]``); candidates
     are the relation's distinct objects; retrieval is by distance under ``inner_out``.
-    With ``same_space`` (subjects and objects in one space, one inner product) the map is
-    shrunk toward the identity, o = s + D s + b with a ridge penalty on D, so that heavy
-    shrinkage gives the vector-offset method rather than the mean object.
+    ``subjects[r]`` (the pairs' subject words) makes a relation what researchers mean by
+    one: a retrieved object is correct if it is any object listed for the subject, each
+    subject counts once, chance is the mean fraction of candidates that are correct, and
+    the folds keep all pairs of a subject together. With ``same_space`` (subjects and
+    objects in one space, one inner product) the map is shrunk toward the identity,
+    o = s + D s + b with a ridge penalty on D, so that heavy shrinkage gives the
+    vector-offset method rather than the mean object.
     """
-    _check(inputs, outputs, min_pairs=3)
+    _check(inputs, outputs, min_pairs=MIN_PAIRS)
     out: dict[str, LinearityStats] = {}
     for rel in inputs:
         rng = np.random.default_rng(seed)
         x, y = inner_in.apply(inputs[rel]), inner_out.apply(outputs[rel])
         labels = list(objects[rel])
         first = {w: labels.index(w) for w in dict.fromkeys(labels)}
-        cand_rows = np.asarray(list(first.values()))
-        target = np.asarray([list(first).index(w) for w in labels])
-        cands = y[cand_rows]
+        cands = y[np.asarray(list(first.values()))]
+        column = {w: k for k, w in enumerate(first)}
+        subs = None if subjects is None else list(subjects[rel])
+        correct = np.zeros((len(labels), len(first)), dtype=bool)
+        for i, w in enumerate(labels):
+            correct[i, column[w]] = True
+        weight = np.ones(len(labels))  # each subject counts once
+        if subs is not None:
+            by_subject: dict[str, list[int]] = {}
+            for i, s_word in enumerate(subs):
+                by_subject.setdefault(s_word, []).append(i)
+            for rows in by_subject.values():
+                correct[np.ix_(rows, [column[labels[i]] for i in rows])] = True
+                weight[rows] = 1.0 / len(rows)
         n = x.shape[0]
         hit, shuffled, offset = np.zeros(n), np.zeros(n), np.zeros(n)
         prior = x if same_space else np.zeros_like(y)  # the map is prior + D x + b
-        for test in _folds(n, folds, rng):
+
+        for test in grouped_folds(subs, n, folds, rng):
             train = np.setdiff1d(np.arange(n), test)
             a, b = _ridge(x[train], y[train] - prior[train], alpha)
-            hit[test] = _nearest(prior[test] + x[test] @ a.T + b, cands) == target[test]
+            hit[test] = correct[test, _nearest(prior[test] + x[test] @ a.T + b, cands)]
             perm = train[_derangement(train.size, rng)] if train.size > 1 else train
             a, b = _ridge(x[train], y[perm] - prior[train], alpha)
-            shuffled[test] = (_nearest(prior[test] + x[test] @ a.T + b, cands)
-                              == target[test])
+            shuffled[test] = correct[test, _nearest(prior[test] + x[test] @ a.T + b, cands)]
             if same_space:
                 shift = (y[train] - x[train]).mean(axis=0)
-                offset[test] = _nearest(x[test] + shift, cands) == target[test]
+                offset[test] = correct[test, _nearest(x[test] + shift, cands)]
+        top1 = float(np.average(hit, weights=weight))
+        chance = float(np.average(correct.mean(axis=1), weights=weight))
         out[rel] = LinearityStats(
             n_pairs=n,
             n_candidates=len(first),
-            top1=float(hit.mean()),
-            chance=1.0 / len(first),
-            shuffled=float(shuffled.mean()),
-            offset=float(offset.mean()) if same_space else None,
+            top1=top1,
+            chance=chance,
+            shuffled=float(np.average(shuffled, weights=weight)),
+            offset=float(np.average(offset, weights=weight)) if same_space else None,
+            chance_corrected=(top1 - chance) / (1 - chance) if chance < 1 else float("nan"),
         )
     return out
 
 
 def _probe_accuracy(
     s: np.ndarray, o: np.ndarray, flip: np.ndarray, folds: int, c: float,
-    rng: np.random.Generator,
+    rng: np.random.Generator, groups: Sequence[str] | None = None,
 ) -> float:
-    """Held-out accuracy of "first or second member?" (both members of a pair share a fold).
+    """Held-out accuracy of "first or second member?" (both members of a pair, and all pairs
+    of one of ``groups``, share a fold).
 
     The probe is :func:`convergent.probing.held_out_predictions`; ``c`` is the binary
     logistic-regression C on features scaled to unit total variance, which is the shared
@@ -195,7 +230,7 @@ def _probe_accuracy(
     first = np.where(flip[:, None], o, s)
     second = np.where(flip[:, None], s, o)
     fold_of = np.empty(n, dtype=np.int64)
-    for k, test in enumerate(_folds(n, folds, rng)):
+    for k, test in enumerate(grouped_folds(groups, n, folds, rng)):
         fold_of[test] = k
     labels = np.r_[np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]
     predicted = held_out_predictions(np.concatenate([first, second]), labels,
@@ -206,20 +241,23 @@ def _probe_accuracy(
 
 def probe_membership(
     subjects: Arrays, objects: Arrays, inner: InnerProduct, folds: int = 5, seed: int = 0,
-    c: float = 1.0, flipped: bool = True,
+    c: float = 1.0, flipped: bool = True, groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, ProbeStats]:
     """Logistic probe: is this word the object (target) or the subject (base) of the pair?
 
-    ``flipped=False`` skips the flipped-label baseline (reported as NaN)."""
+    ``flipped=False`` skips the flipped-label baseline (reported as NaN); ``groups[r]``
+    (the pairs' subjects) keeps the pairs of one subject in one fold."""
     _check(subjects, objects, min_pairs=2)
     out: dict[str, ProbeStats] = {}
     for rel in subjects:
         rng = np.random.default_rng(seed)
         s, o = inner.apply(subjects[rel]), inner.apply(objects[rel])
         n = s.shape[0]
-        acc = _probe_accuracy(s, o, np.zeros(n, dtype=bool), folds, c, rng)
+        rows = None if groups is None else groups[rel]
+        acc = _probe_accuracy(s, o, np.zeros(n, dtype=bool), folds, c, rng, rows)
         flip = np.random.default_rng(seed + 1).random(n) < 0.5
-        base = _probe_accuracy(s, o, flip, folds, c, rng) if flipped else float("nan")
+        base = (_probe_accuracy(s, o, flip, folds, c, rng, rows) if flipped
+                else float("nan"))
         out[rel] = ProbeStats(n_pairs=n, accuracy=acc, flipped=base)
     return out
 
@@ -227,6 +265,7 @@ def probe_membership(
 def steering_final(
     f_subjects: Arrays, f_objects: Arrays, g_subjects: Arrays, g_objects: Arrays,
     folds: int = 5, seed: int = 0, randoms: int = 8,
+    groups: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, SteeringStats]:
     """Steering on the last state f of a log-linear head: adding v to f changes
     log p(o) - log p(s) by exactly v . (g(o) - g(s)); v = mean train f(o) - f(s)."""
@@ -240,7 +279,8 @@ def steering_final(
         dg = g_objects[rel] - g_subjects[rel]
         n = df.shape[0]
         delta, other, rand = np.zeros(n), np.zeros(n), np.zeros(n)
-        for test in _folds(n, folds, rng):
+        rows = None if groups is None else groups[rel]
+        for test in grouped_folds(rows, n, folds, rng):
             train = np.setdiff1d(np.arange(n), test)
             v = df[train].mean(axis=0) if train.size else np.zeros(df.shape[1])
             delta[test] = dg[test] @ v

@@ -29,10 +29,12 @@ class LinearityStats:
     """Held-out top-1 retrieval of the object from an affine map of the subject (ridge;
     shrunk toward the identity map when subject and object share a space).
 
-    ``top1``: fraction of held-out pairs whose predicted object is nearest to the true one
-    among the relation's ``n_candidates`` distinct objects. Baselines: ``chance``
-    (1 / n_candidates), ``shuffled`` (the map fitted on re-paired training pairs) and
-    ``offset`` (o = s + mean training offset; only when subject and object share a space).
+    ``top1``: fraction of held-out subjects whose retrieved object (nearest among the
+    relation's ``n_candidates`` distinct objects) is one listed for the subject. Baselines:
+    ``chance`` (mean over subjects of listed objects / n_candidates: 1 / n_candidates when
+    each subject has one object), ``shuffled`` (the map fitted on re-paired training pairs)
+    and ``offset`` (o = s + mean training offset; only when subject and object share a
+    space). ``chance_corrected``: (top1 - chance) / (1 - chance), 0 at chance, 1 perfect.
     """
 
     n_pairs: int
@@ -41,6 +43,7 @@ class LinearityStats:
     chance: float
     shuffled: float
     offset: float | None
+    chance_corrected: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,8 @@ class LinearityResult:
                 "parallelism_other": _mean(r.parallelism[ip].other for r in rows),
                 "linearity_top1": _mean(r.linearity[ip].top1 for r in rows),
                 "linearity_chance": _mean(r.linearity[ip].chance for r in rows),
+                "linearity_chance_corrected": _mean(
+                    r.linearity[ip].chance_corrected for r in rows),
                 "probe_accuracy": _mean(r.probe[ip].accuracy for r in rows),
                 "direction_offdiag_abs_cos": offdiag_abs_mean(self.directions[ip]),
             }

@@ -12,7 +12,13 @@ from typing import Any
 import numpy as np
 
 from convergent.errors import ConvergentError
-from convergent.linearity.pairs import FilterReport, PairSet, filter_pairs
+from convergent.linearity.pairs import (
+    MIN_PAIRS,
+    FilterReport,
+    PairSet,
+    check_min_pairs,
+    filter_pairs,
+)
 from convergent.linearity.predictors import Context, Predictor, Reparameterization
 
 TOKEN_POLICIES = ("single", "last", "mean")
@@ -45,6 +51,10 @@ class RelationSpace:
     def objects(self) -> dict[str, list[str]]:
         return {r: [o for _, o in ps] for r, ps in self.pairs.relations.items()}
 
+    @property
+    def subjects(self) -> dict[str, list[str]]:
+        return {r: [s for s, _ in ps] for r, ps in self.pairs.relations.items()}
+
     def describe(self) -> dict[str, Any]:
         return {"output": self.g_name, "input": self.f_name, "same_space": self.same_space,
                 "dim": int(self.reference_g.shape[1]), **dict(self.meta)}
@@ -57,10 +67,12 @@ def _split(pairs: PairSet, rows: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
 
 
 def static_space(
-    source: Any, pairs: PairSet, min_pairs: int = 3, max_pairs: int | None = None,
+    source: Any, pairs: PairSet, min_pairs: int = MIN_PAIRS, max_pairs: int | None = None,
 ) -> tuple[RelationSpace, FilterReport]:
     """Word vectors (``word_rows``): f = g = the word's vector; words missing in the
-    vocabulary are tried lowercased (GloVe is uncased), else dropped."""
+    vocabulary are tried lowercased (GloVe is uncased), else dropped; pairs whose two words
+    fold to one vector (``apple -> Apple``) are dropped as degenerate."""
+    check_min_pairs(min_pairs)
     vocab = getattr(source, "vocab", None)
     if vocab is None or not hasattr(source, "word_rows"):
         raise ConvergentError(f"{getattr(source, 'name', source)}: not a word-vector source")
@@ -70,6 +82,7 @@ def static_space(
     kept, report = filter_pairs(
         pairs, lambda w: None if key[w] else "not in the vocabulary",
         "in the vocabulary (lowercased if needed)", min_pairs, max_pairs,
+        key=key.__getitem__, same_key="identical vectors after lower-casing",
     )
     words = kept.words
     present, vecs = source.word_rows([key[w] for w in words])
@@ -92,7 +105,7 @@ def _token_reason(predictor: Predictor, policy: str) -> tuple[dict[str, Context]
         if not ids:
             return "unknown to the tokenizer"
         if policy == "single" and len(ids) > 1:
-            return f"{len(ids)} tokens"
+            return "several tokens"
         return None
 
     return cache, reason
@@ -103,7 +116,7 @@ def predictor_space(
     pairs: PairSet,
     site: str = "final",
     tokens: str = "single",
-    min_pairs: int = 3,
+    min_pairs: int = MIN_PAIRS,
     max_pairs: int | None = None,
 ) -> tuple[RelationSpace, FilterReport]:
     """g = unembedding rows of the word's token(s); f = the state at the word's last token in
@@ -115,11 +128,14 @@ def predictor_space(
     """
     if tokens not in TOKEN_POLICIES:
         raise ConvergentError(f"--tokens {tokens}: expected one of {', '.join(TOKEN_POLICIES)}")
+    check_min_pairs(min_pairs)
     layer = _parse_site(site, predictor)
     cache, reason = _token_reason(predictor, tokens)
     rule = {"single": "single-token words (leading space)",
             "last": "any tokenization; last token", "mean": "any tokenization; token mean"}
-    kept, report = filter_pairs(pairs, reason, rule[tokens], min_pairs, max_pairs)
+    kept, report = filter_pairs(pairs, reason, rule[tokens], min_pairs, max_pairs,
+                                key=lambda w: tuple(cache[w]),
+                                same_key="identical tokens (the same vectors)")
     words = kept.words
     g_all = predictor.g()
     g_rows = _g_rows(g_all, {w: cache[w] for w in words}, tokens)
