@@ -13,6 +13,9 @@ WORDS = ["The", "number", "I", "counted", "apples", ".", "x", "=", "word", "thou
          "about", "the", "today", "cat", "dog", "red", "blue", "Paris", "is", "a"]
 VOCAB = 64
 ARCHS = ("llama", "gpt2", "gpt_neox", "mamba", "mamba2", "bert")
+#: The paper's families (and a few more) that transformers builds from a config, offline.
+FAMILIES = ("gpt_oss", "llama4", "llama4_text", "deepseek_v3", "falcon_mamba", "xlstm",
+            "kimi_linear", "olmoe", "rwkv", "bloom", "opt")
 
 
 def make_tokenizer(style: str = "digits"):
@@ -58,6 +61,56 @@ def make_config(arch: str, vocab: int):
     if arch == "bert":
         return tf.BertConfig(**small, num_attention_heads=2, intermediate_size=32,
                              max_position_embeddings=64, pad_token_id=0)
+    return family_config(arch, vocab)
+
+
+def family_config(arch: str, vocab: int):
+    """Tiny configs of the paper's families (and a few more), all with untied heads."""
+    import transformers as tf
+
+    base = dict(vocab_size=vocab, hidden_size=16, num_hidden_layers=3, pad_token_id=0,
+                bos_token_id=None, eos_token_id=None, tie_word_embeddings=False)
+    attn = dict(base, num_attention_heads=2, num_key_value_heads=1, intermediate_size=32,
+                head_dim=8)
+    moe = dict(attn, moe_intermediate_size=8, num_experts_per_tok=2)
+    if arch == "gpt_oss":
+        layers = ["sliding_attention", "full_attention", "sliding_attention"]
+        return tf.GptOssConfig(**{**attn, "intermediate_size": 16}, num_local_experts=2,
+                               num_experts_per_tok=1, layer_types=layers)
+    if arch in ("llama4", "llama4_text"):
+        text = tf.Llama4TextConfig(**{**attn, "intermediate_size": 16},
+                                   intermediate_size_mlp=32, num_local_experts=2)
+        if arch == "llama4_text":
+            return text
+        vision = tf.Llama4VisionConfig(hidden_size=16, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=16,
+                                       image_size=28, patch_size=14, vision_output_dim=16,
+                                       projector_input_dim=16, projector_output_dim=16)
+        return tf.Llama4Config(text_config=text.to_dict(), vision_config=vision.to_dict(),
+                               tie_word_embeddings=False)
+    if arch == "deepseek_v3":
+        return tf.DeepseekV3Config(**{**moe, "num_key_value_heads": 2, "head_dim": 4},
+                                   n_routed_experts=4,
+                                   n_group=1, topk_group=1, first_k_dense_replace=1,
+                                   q_lora_rank=8, kv_lora_rank=8, qk_rope_head_dim=4,
+                                   qk_nope_head_dim=4, v_head_dim=4)
+    if arch == "falcon_mamba":
+        return tf.FalconMambaConfig(**base, state_size=4)
+    if arch == "xlstm":
+        return tf.xLSTMConfig(**base, embedding_dim=16, num_blocks=3, num_heads=2)
+    if arch == "kimi_linear":
+        linear = {"kda_layers": [1, 3], "full_attn_layers": [2], "num_heads": 2, "head_dim": 8,
+                  "short_conv_kernel_size": 4}
+        return tf.KimiLinearConfig(**{**moe, "num_key_value_heads": 2}, num_experts=4,
+                                   linear_attn_config=linear)
+    if arch == "olmoe":
+        return tf.OlmoeConfig(**moe, num_experts=4)
+    if arch == "rwkv":
+        return tf.RwkvConfig(**base, attention_hidden_size=16, intermediate_size=32)
+    if arch == "bloom":
+        return tf.BloomConfig(**base, n_head=2)
+    if arch == "opt":
+        return tf.OPTConfig(**base, num_attention_heads=2, ffn_dim=32, word_embed_proj_dim=16)
     raise ValueError(arch)
 
 
@@ -69,8 +122,13 @@ def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0) ->
     tokenizer, n_tokens = make_tokenizer(style)
     torch.manual_seed(seed)
     config = make_config(arch, max(VOCAB, n_tokens))
-    cls = AutoModel if arch == "bert" else AutoModelForCausalLM
-    model = cls.from_config(config).eval()
+    if arch == "llama4":
+        from transformers import Llama4ForConditionalGeneration
+
+        model = Llama4ForConditionalGeneration(config).eval()
+    else:
+        cls = AutoModel if arch == "bert" else AutoModelForCausalLM
+        model = cls.from_config(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

