@@ -109,6 +109,7 @@ def test_a_corpus_spec_is_prepared_once_through_the_training_cache(corpus):
         range(60), ["embed"])[0]
     data = prepared_for(preset("quick", "transformer", corpus=corpus, vocab_size=1300))
     assert rep.meta["manifest_sha256"] == data.sha256 and rep.meta["stream"] == "corpus"
+    assert rep.source == f"tokens:{corpus},vocab_size=1300"  # non-default options name it
 
 
 def test_numbers_that_are_not_single_tokens_are_named(corpus, tmp_path, capsys):

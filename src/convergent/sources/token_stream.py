@@ -50,11 +50,11 @@ def open_token_stream(spec: str, tokenizer: str | None = None, vocab_size: int |
     return _corpus_stream(spec, progress, **given)
 
 
-def _prepared_stream(folder: Path, label: str | None = None) -> TokenStream:
+def _prepared_stream(folder: Path) -> TokenStream:
     from convergent.data import open_prepared
 
     data = open_prepared(folder)
-    return TokenStream(label or folder.name, data.stream(), data.tokenizer(), data.eos,
+    return TokenStream(folder.name, data.stream(), data.tokenizer(), data.eos,
                        _data_meta(data, "prepared"))
 
 
@@ -119,6 +119,9 @@ def _corpus_stream(spec: str, progress: bool, tokenizer: str = "bpe",
     config = preset("quick", arch, corpus=spec, tokenizer=tokenizer, vocab_size=vocab_size,
                     max_documents=max_documents)
     data: PreparedData = prepared_for(config, progress)
-    stream = _prepared_stream(data.folder, spec)
-    return TokenStream(spec, stream.stream, stream.tokenizer, stream.eos,
+    default = preset("quick", arch)
+    shown = [f"{key}={getattr(config, key)}" for key in CORPUS_OPTIONS
+             if getattr(config, key) != getattr(default, key)]  # non-default ones name it
+    stream = _prepared_stream(data.folder)
+    return TokenStream(",".join([spec, *shown]), stream.stream, stream.tokenizer, stream.eos,
                        {**stream.meta, "stream": "corpus"})
