@@ -23,7 +23,7 @@ def digitwise_sum(a: int, b: int, digits: int) -> list[int]:
 
 @pytest.mark.parametrize(("digits", "chunk"), [(9, 3), (3, 3), (2, 1), (6, 2), (4, 1)])
 def test_answer_matches_schoolbook_addition(digits: int, chunk: int) -> None:
-    task = AdditionTask(digits, chunk)
+    task = AdditionTask(digits, chunk, answer="carry-mod")
     rng = np.random.default_rng(0)
     a = rng.integers(0, 10**digits, 500)
     b = rng.integers(0, 10**digits, 500)
@@ -51,7 +51,7 @@ def test_edge_cases_999_plus_1() -> None:
         got = task.answer_chunks(np.array([a]), np.array([b]))[0].tolist()
         assert got == want, (a, b, got)
         assert task.answer_value(np.array([got]))[0] == a + b
-    single = AdditionTask(3, 3)
+    single = AdditionTask(3, 3, answer="carry-mod")
     assert single.answer_chunks(np.array([999]), np.array([1]))[0].tolist() == [1, 0]
     assert single.answer_chunks(np.array([998]), np.array([1]))[0].tolist() == [0, 999]
 
@@ -80,6 +80,7 @@ def test_variants_no_final_carry_and_reverse() -> None:
 
 
 @pytest.mark.parametrize("task", [AdditionTask(9, 3), AdditionTask(3, 3), AdditionTask(2, 1),
+                                  AdditionTask(3, 3, answer="carry-mod"), AdditionTask(2, 2),
                                   AdditionTask(9, 3, final_carry=False, reverse=True)])
 def test_tokenization_round_trip(task: AdditionTask) -> None:
     rng = np.random.default_rng(1)

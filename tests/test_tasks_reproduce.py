@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -46,6 +47,11 @@ def test_writes_results_and_figures(reproduced: Path) -> None:
     config = json.loads(Path(runs["9-digit Muon"]["run_dir"], "config.json").read_text())
     assert config["optimizer"] == "muon" and config["model"]["tie_embeddings"] is True
     assert config["seq_len"] == 12 and config["tokens"] == 3 * 12 * 256
+    # the 3-digit row is the whole-sum control: sum tokens up to 1998, operand rows analysed
+    single = runs["3-digit AdamW"]
+    config = json.loads(Path(single["run_dir"], "config.json").read_text())
+    assert config["vocab_size"] == 2002 and config["corpus"] == "task:addition-d3c3"
+    assert single["final"]["numbers"]["numbers"] == [0, 999]
 
 
 def test_shuffled_kappa_is_chance_on_periodic_rows() -> None:
@@ -75,18 +81,40 @@ def test_bad_setting_is_one_line_error(tmp_path: Path, capsys: pytest.CaptureFix
     assert "--only d5c3-sgd" in capsys.readouterr().err
 
 
-def test_answer_order_option_reaches_the_task() -> None:
-    import argparse
-
-    from convergent.tasks.cli_support import add_reproduce_arguments, repro_config
+def repro_parser() -> argparse.ArgumentParser:
+    """The arguments of ``reproduce addition`` (the global ones it reads included)."""
+    from convergent.tasks.cli_support import add_reproduce_arguments
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--workers", type=int, default=None)
     add_reproduce_arguments(parser)
+    return parser
+
+
+def test_answer_order_option_reaches_the_task() -> None:
+    from convergent.tasks.cli_support import repro_config
+
+    parser = repro_parser()
     quick = repro_config(parser.parse_args([]))
     assert quick.reverse is False  # the paper's reading: most significant chunk first
     lsb = repro_config(parser.parse_args(["--answer-order", "lsb", "--only", "d9c3-adamw"]))
     spec = lsb.run_spec(lsb.settings[0], seed=0)
     assert spec.task.reverse and spec.task.spec == "addition-d9c3-rev"
+
+
+def test_answer_option_selects_the_single_token_format(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    from convergent.tasks.cli_support import repro_config
+
+    parser = repro_parser()
+    whole = repro_config(parser.parse_args(["--only", "d3c3-muon"]))
+    assert whole.run_spec(whole.settings[0], 0).task.answer == "whole"
+    variant = repro_config(parser.parse_args(["--answer", "carry-mod", "--only",
+                                              "d3c3-carrymod-adamw", "--only", "d9c3-muon"]))
+    specs = [variant.run_spec(s, 0).task.spec for s in variant.settings]
+    assert specs == ["addition-d3c3-carrymod", "addition-d9c3"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--answer", "mod1000"])
+    assert "'mod1000': choose one of whole, carry-mod" in capsys.readouterr().err

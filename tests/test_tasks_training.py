@@ -137,3 +137,11 @@ def test_train_task_cli_glue(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
     with pytest.raises(ConvergentError, match="--steps or --tokens"):
         build_task_spec(both)
+    single = parser.parse_args(["--task", "addition", "--digits", "3", "--chunk", "3"])
+    assert build_task_spec(single).task == AdditionTask(3, 3, answer="whole")
+    single.answer = "carry-mod"
+    assert build_task_spec(single).task.spec == "addition-d3c3-carrymod"
+    assert build_task_spec(parser.parse_args(["--task", "addition"])).task.answer == \
+        "carry-mod"
+    with pytest.raises(ConvergentError, match="single-token task"):
+        build_task_spec(parser.parse_args(["--task", "addition", "--answer", "whole"]))

@@ -13,6 +13,20 @@ from typing import Any
 TASKS = ("addition",)
 PRESETS = ("quick", "paper")
 ANSWER_ORDERS = ("lsb", "msb")
+ANSWER_HELP = ("addition: the answer format: 'whole' (the sum as one token, ids up to "
+               "2*(10**chunk-1): the paper's single-token control) or 'carry-mod' (a carry "
+               "token, then each chunk (a_i + b_i + carry_i) mod 10**chunk)")
+
+
+def _answer_format(text: str) -> str:
+    """argparse type: an unknown format is a usage error listing the valid ones."""
+    from convergent.errors import ConvergentError
+    from convergent.tasks.addition import check_answer_format
+
+    try:
+        return check_answer_format(text)
+    except ConvergentError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def add_task_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +39,9 @@ def add_task_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--chunk", type=int, default=3,
                        help="addition: digits per token (1..3); --digits 3 --chunk 3 is "
                        "single-token addition")
+    group.add_argument("--answer", type=_answer_format, default=None,
+                       help=ANSWER_HELP + "; default: whole for single-token tasks (--digits "
+                       "equal to --chunk), carry-mod for multi-token ones (the only format)")
     group.add_argument("--no-final-carry", action="store_true",
                        help="addition: drop the answer's lead carry chunk (sum mod 10**digits)")
     group.add_argument("--answer-order", choices=ANSWER_ORDERS, default=None,
@@ -62,7 +79,8 @@ def build_task_spec(args: argparse.Namespace):
     order = getattr(args, "answer_order", None)
     reverse = defaults["reverse"] if order is None else order == "lsb"
     task = AdditionTask(digits=args.digits, chunk=args.chunk,
-                        final_carry=not args.no_final_carry, reverse=reverse)
+                        final_carry=not args.no_final_carry, reverse=reverse,
+                        answer=getattr(args, "answer", None))
     arch = getattr(args, "arch", None) or "transformer"
     if arch in ("word2vec", "ppmi"):
         raise ConvergentError(f"--task {args.task} trains a neural model, not {arch}")
@@ -148,6 +166,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=3, choices=[2, 3],
                         help="digits per token: 3 (the paper: 9-digit vs 3-digit); 2 gives "
                         "the scaled-down 6-digit vs 2-digit version (100 number tokens)")
+    parser.add_argument("--answer", type=_answer_format, default="whole",
+                        help=ANSWER_HELP + "; for the single-token settings (multi-token ones "
+                        "always write carry-mod chunks; default whole)")
     parser.add_argument("--train-pairs-single", type=int, default=None,
                         help="fixed single-token training set size (default 100000 of the "
                         "10**6 3-digit pairs; all non-test pairs if fewer exist)")
@@ -160,7 +181,8 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
                         "(the paper does not say; default: the preset's)")
     parser.add_argument("--only", action="append", default=None, metavar="SETTING",
                         help="run only some settings: d9c3-muon, d9c3-adamw, d3c3-muon, "
-                        "d3c3-adamw (with --chunk 2: d6c2-..., d2c2-...; repeatable)")
+                        "d3c3-adamw (with --chunk 2: d6c2-..., d2c2-...; with --answer "
+                        "carry-mod: d3c3-carrymod-...; repeatable)")
 
 
 def repro_config(args: argparse.Namespace):
@@ -184,7 +206,7 @@ def repro_config(args: argparse.Namespace):
     if args.d_model or args.layers:
         model = replace(model, d_model=args.d_model or model.d_model,
                         n_layers=args.layers or model.n_layers)
-    settings = settings_for(args.chunk)
+    settings = settings_for(args.chunk, getattr(args, "answer", "whole"))
     if args.only:
         known = {s.slug: s for s in settings}
         bad = [o for o in args.only if o not in known]

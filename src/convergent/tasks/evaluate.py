@@ -72,7 +72,8 @@ def accuracy(model: nn.Module, task: AdditionTask, a: np.ndarray, b: np.ndarray
 
 
 def number_embeddings(model: nn.Module, task: AdditionTask) -> np.ndarray:
-    """Input-embedding rows of the number tokens 0 .. base-1 (token id = number)."""
+    """Input-embedding rows of the operand tokens 0 .. base-1 (token id = number); the sum
+    tokens base .. 2*base-2 of a 'whole' answer are not among them."""
     weight = model.get_submodule("embed").weight.detach()
     return weight[:task.base].float().numpy().copy()
 

@@ -1,10 +1,13 @@
 """The paper's addition experiment: 9-digit multi-token vs 3-digit single-token, Muon vs AdamW.
 
+The single-token settings write the whole sum as one token by default (the paper's control);
+``settings_for(answer="carry-mod")`` gives the earlier carry-plus-sum-mod-1000 variant.
+
 ``reproduce_addition(out, ReproConfig())`` trains every (setting, seed) run into
 ``out/runs/NAME`` through the training engine (two runs at a time by default, one torch
 thread each), evaluates every checkpoint (test exact match, Phi_T and kappa of the
-embedding rows of tokens 0..999) and returns an :class:`AdditionReproduction`. Everything
-resumes: finished checkpoints and evaluations are reused.
+embedding rows of the operand tokens 0..999) and returns an :class:`AdditionReproduction`.
+Everything resumes: finished checkpoints and evaluations are reused.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 from convergent.errors import ConvergentError
 from convergent.provenance import versions
-from convergent.tasks.addition import AdditionTask
+from convergent.tasks.addition import AdditionTask, check_answer_format
 from convergent.tasks.dataset import SplitConfig
 from convergent.train.config import ModelConfig, TrainConfig
 
@@ -35,20 +38,32 @@ KEY_PERIODS = (2, 5, 10)
 
 @dataclass(frozen=True)
 class Setting:
-    """One cell of the paper's figure: multi-token (3 chunks per operand) or single-token."""
+    """One cell of the paper's figure: multi-token (3 chunks per operand) or single-token.
+
+    ``answer`` is the single-token answer format (``"whole"``, the paper's: the sum is one
+    token; ``"carry-mod"``: a carry token then the sum mod 10**chunk); multi-token settings
+    always write the carry-mod chunks.
+    """
 
     role: str
     optimizer: str
     chunk: int = 3
+    answer: str = "whole"
 
     @property
     def digits(self) -> int:
         return 3 * self.chunk if self.role == "multi" else self.chunk
 
     @property
+    def task_answer(self) -> str:
+        return self.answer if self.role == "single" else "carry-mod"
+
+    @property
     def label(self) -> str:
         name = {"muon": "Muon", "adamw": "AdamW"}[self.optimizer]
-        return f"{self.digits}-digit {name}" + ("" if self.chunk == 3 else f" (chunk {self.chunk})")
+        notes = ([] if self.chunk == 3 else [f"chunk {self.chunk}"]) + \
+            (["carry-mod"] if self.role == "single" and self.answer != "whole" else [])
+        return f"{self.digits}-digit {name}" + (f" ({', '.join(notes)})" if notes else "")
 
     @property
     def paper_label(self) -> str:
@@ -58,15 +73,18 @@ class Setting:
 
     @property
     def slug(self) -> str:
-        return f"d{self.digits}c{self.chunk}-{self.optimizer}"
+        variant = "-carrymod" if self.role == "single" and self.answer != "whole" else ""
+        return f"d{self.digits}c{self.chunk}{variant}-{self.optimizer}"
 
 
-def settings_for(chunk: int = 3) -> tuple[Setting, ...]:
+def settings_for(chunk: int = 3, answer: str = "whole") -> tuple[Setting, ...]:
     """The four settings with chunk size ``chunk``: 3*chunk-digit multi-token addition and
-    chunk-digit single-token addition, Muon and AdamW (chunk 3: the paper's)."""
+    chunk-digit single-token addition with the ``answer`` format, Muon and AdamW (chunk 3,
+    answer "whole": the paper's)."""
     if chunk not in (2, 3):  # chunk 1 has 10 number tokens: too few to probe mod 2..10
         raise ConvergentError(f"chunk {chunk}: choose 2 or 3")
-    return tuple(Setting(role, opt, chunk) for role in ("multi", "single")
+    check_answer_format(answer)
+    return tuple(Setting(role, opt, chunk, answer) for role in ("multi", "single")
                  for opt in ("muon", "adamw"))
 
 
@@ -109,7 +127,8 @@ class ReproConfig:
         """The :class:`~convergent.tasks.run.TaskRunSpec` of one (setting, seed) run."""
         from convergent.tasks.run import TaskRunSpec
 
-        task = AdditionTask(digits=setting.digits, chunk=setting.chunk, reverse=self.reverse)
+        task = AdditionTask(digits=setting.digits, chunk=setting.chunk, reverse=self.reverse,
+                            answer=setting.task_answer)
         per_step = self.batch_size * (task.seq_len - 1)
         tokens = self.steps * per_step
         config = TrainConfig(

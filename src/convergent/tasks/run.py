@@ -4,8 +4,9 @@
 with an :class:`AdditionBatches` source and the task's tokenizer), plus ``task.json`` (the
 task and split, checked on resume) and ``eval/step-XXXXXXXX.json`` per checkpoint (test
 accuracy, train accuracy on a fixed sample, and the number analysis of the embedding rows
-of tokens 0..base-1). Evaluation reads the saved checkpoints, so it resumes too, and works
-on any finished task run.
+of the operand tokens 0..base-1, also when a 'whole' answer adds sum tokens above them).
+Evaluation reads the saved checkpoints, so it resumes too, and works on any finished task
+run.
 """
 
 from __future__ import annotations
@@ -53,10 +54,18 @@ def task_config(task: AdditionTask, base: TrainConfig) -> TrainConfig:
                         tokenizer="word", corpus=f"task:{task.spec}").validate()
 
 
+def _with_answer(record: dict[str, Any]) -> dict[str, Any]:
+    """A task record written before the ``answer`` field existed: those runs all wrote the
+    carry-mod answer."""
+    if "answer" in record.get("task", {}):
+        return record
+    return {**record, "task": {**record["task"], "answer": "carry-mod"}}
+
+
 def _check_task_file(run_dir: Path, record: dict[str, Any]) -> None:
     file = run_dir / TASK_FILE
     if file.is_file():
-        old = json.loads(file.read_text())
+        old = _with_answer(json.loads(file.read_text()))
         if old != record:
             raise ConvergentError(
                 f"{run_dir} holds a run of a different task or split ({old} there, {record} "
@@ -90,8 +99,8 @@ def load_task_run(run_dir: str | Path) -> tuple[dict[str, Any], AdditionTask, Ad
     """(task record, task, split, config) of a task run directory."""
     run_dir = Path(run_dir)
     try:
-        record = json.loads((run_dir / TASK_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        record = _with_answer(json.loads((run_dir / TASK_FILE).read_text()))
+    except (OSError, json.JSONDecodeError, KeyError) as err:
         raise ConvergentError(f"{run_dir}: not a task run ({err})") from None
     task = AdditionTask(**record["task"])
     split = AdditionSplit(task, SplitConfig(**record["split"]))
