@@ -114,8 +114,10 @@ def family_config(arch: str, vocab: int):
     raise ValueError(arch)
 
 
-def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0) -> Path:
-    """Save a random-weight ``arch`` model with a ``style`` tokenizer into ``folder``."""
+def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0,
+               max_shard_size: str | None = None) -> Path:
+    """Save a random-weight ``arch`` model with a ``style`` tokenizer into ``folder``
+    (sharded, with ``model.safetensors.index.json``, if ``max_shard_size`` is given)."""
     import torch
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -130,7 +132,10 @@ def make_model(arch: str, folder: Path, style: str = "digits", seed: int = 0) ->
         cls = AutoModel if arch == "bert" else AutoModelForCausalLM
         model = cls.from_config(config).eval()
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
+    if max_shard_size is None:
+        model.save_pretrained(folder)
+    else:
+        model.save_pretrained(folder, max_shard_size=max_shard_size)
     tokenizer.save_pretrained(folder)
     return folder
 

@@ -160,6 +160,10 @@ class EmbeddingRows:
     gguf: bool = False  # GGUF files hold language models; no config.json says so
 
     def tied(self) -> bool:
+        """The config's ``tie_word_embeddings`` (default True, as in transformers); a GGUF
+        file is tied when it stores no output tensor."""
+        if self.gguf:
+            return not set(UNEMBED_NAMES) & set(self.store.names())
         text = self.config.get("text_config") or {}
         return bool(self.config.get("tie_word_embeddings",
                                     text.get("tie_word_embeddings", True)))
@@ -274,7 +278,7 @@ def _gguf_rows(ref: ModelRef, root: Path | None) -> EmbeddingRows:
 def _hub_rows(ref: ModelRef) -> EmbeddingRows:
     """Download config, tokenizer and index, then only the shard(s) of the needed tensors."""
     import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     _check_online(ref)
 
@@ -282,9 +286,12 @@ def _hub_rows(ref: ModelRef) -> EmbeddingRows:
         try:
             return str(huggingface_hub.hf_hub_download(ref.location, filename,
                                                        revision=ref.revision))
-        except EntryNotFoundError:
+        except EntryNotFoundError as err:
             if optional:
                 return None
+            if isinstance(err, LocalEntryNotFoundError):
+                raise ConvergentError(f"{ref.location}: {filename} is not in the local Hugging "
+                                      "Face cache and cannot be downloaded (offline?)") from None
             raise ConvergentError(f"{ref.location}: has no file {filename}") from None
         except Exception as err:
             text = str(err).splitlines()[0] if str(err) else type(err).__name__

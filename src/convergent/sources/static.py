@@ -67,6 +67,15 @@ def open_glove_6b_50d(**options: Any) -> WordVectorSource:
     return WordVectorSource("glove-6b-50d", vectors, vocab, {"kind": "static", "path": str(root)})
 
 
+#: The first four bytes of a fastText ``.bin`` model (its magic number, little-endian).
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")
+
+
+def _is_fasttext(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(4) == FASTTEXT_MAGIC
+
+
 def _looks_binary(path: Path) -> bool:
     with open(path, "rb") as handle:
         head = handle.read(4096)
@@ -90,7 +99,9 @@ def _has_header(path: Path) -> bool:
 
 
 def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
-    """GloVe text (no header), word2vec text/binary, fastText ``.vec``, or a saved KeyedVectors."""
+    """GloVe text (no header), word2vec text/binary, fastText ``.vec`` or ``.bin`` (the
+    full model, read with gensim's ``load_facebook_vectors``; rows of its vocabulary), or a
+    saved KeyedVectors."""
     reject_options(path, options)
     file = Path(path)
     if not file.is_file():
@@ -105,6 +116,11 @@ def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
         if file.suffix in (".kv", ".model"):
             kv = KeyedVectors.load(str(file), mmap="r")
             fmt = "gensim"
+        elif _is_fasttext(file):
+            from gensim.models.fasttext import load_facebook_vectors
+
+            kv = load_facebook_vectors(str(file))
+            fmt = "fasttext-binary"
         elif _looks_binary(file):
             kv = KeyedVectors.load_word2vec_format(str(file), binary=True)
             fmt = "word2vec-binary"
