@@ -230,3 +230,36 @@ def test_copy_of_sharded_folder_keeps_identity(sharded, tmp_path):
     a = open_hf(str(sharded)).embedding_rows().identity["tensor_sha256"]
     b = open_hf(str(copy)).embedding_rows().identity["tensor_sha256"]
     assert a == b and set(a) == {"embed", "unembed"}
+
+
+def test_hub_word_vectors_file_zip(tmp_path, monkeypatch):
+    import zipfile
+
+    import huggingface_hub
+
+    pytest.importorskip("gensim")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    text = "".join(f"{n} {n % 2}.5 {n % 5}.25 {n % 10}.125\n" for n in range(30))
+    with zipfile.ZipFile(repo / "glove.tiny.zip", "w") as handle:
+        handle.writestr("glove.tiny.3d.txt", text)
+    asked: list[str] = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", _serve(repo, asked))
+    source = open_source("hf:someone/glove", file="glove.tiny.zip")
+    rep = source.number_representations(range(5))[0]
+    assert asked == ["glove.tiny.zip"] and source.meta["format"] == "glove-text"
+    np.testing.assert_allclose(rep.values[3], [1.5, 3.25, 3.125])
+    with pytest.raises(ConvergentError, match=r"^hf:someone/glove: cannot download nope\.zip"):
+        open_source("hf:someone/glove", file="nope.zip")
+
+
+def test_universality_spec_names_the_papers_models():
+    from convergent.experiments.spec import load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "specs" / "universality.toml")
+    assert len(spec.sources) == 11
+    assert spec.analyses["universality"].settings["sites"] == ["embed"]
+    for name, entry in spec.sources.items():
+        if "file" not in entry.options:  # models: an HFSource, nothing downloaded yet
+            source = open_source(entry.spec, **entry.options)
+            assert type(source).__name__ == "HFSource" and source._rows is None, name

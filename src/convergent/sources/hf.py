@@ -134,7 +134,7 @@ class HFSource:
     def embedding_rows(self) -> EmbeddingRows:
         """The checkpoint's embedding tensors and tokenizer, read without the model."""
         if self._rows is None:
-            self._rows = open_rows(self.ref)
+            self._rows = open_rows(self.ref, trust_remote_code=self.options.trust_remote_code)
             require_fast(self._rows.tokenizer, self.name)
         return self._rows
 
@@ -275,15 +275,36 @@ def open_hf(spec: str, **options: Any) -> HFSource:
     Options: templates, pooling ("last"|"mean"), batch_size, dtype (storage dtype of the
     captured states), device ("cpu", "cuda", "cuda:1", "mps", "auto" = spread over the
     GPUs), model_dtype (weights: float32, bfloat16, float16, auto), revision,
-    trust_remote_code, gguf_file, cache_dir.
+    trust_remote_code, gguf_file, cache_dir; ``file``: a word-vector file in the hub
+    repository ``spec`` (GloVe/word2vec/fastText, ``.zip`` allowed), opened as static vectors.
     """
     revision = options.pop("revision", None)
     gguf_file = options.pop("gguf_file", None)
+    vectors = options.pop("file", None)
+    if vectors is not None:  # word vectors kept in a hub repository: that one file
+        from convergent.sources.static import open_vectors_file
+
+        path = hub_file(spec, str(vectors), revision)
+        if str(vectors).endswith((".model", ".kv")):  # gensim keeps the array beside it
+            hub_file(spec, f"{vectors}.vectors.npy", revision)
+        return open_vectors_file(path, **options)
     ref = resolve_ref(spec, gguf_file=gguf_file, revision=revision)
     if revision is not None and ref.kind != "hub":
         raise ConvergentError(f"hf:{spec}: --revision applies only to hub ids, not to a "
                               "local folder or file")
     return HFSource(ref.name, ref, _options(f"hf:{spec}", options, _COMMON))
+
+
+def hub_file(repo: str, filename: str, revision: str | None = None) -> str:
+    """The local path of one file of a hub repository (downloaded once into the Hugging
+    Face cache), or one line saying why it cannot be had."""
+    import huggingface_hub
+
+    try:
+        return str(huggingface_hub.hf_hub_download(repo, filename, revision=revision))
+    except Exception as err:
+        text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ConvergentError(f"hf:{repo}: cannot download {filename} ({text})") from None
 
 
 def open_smollm2(**options: Any) -> HFSource:

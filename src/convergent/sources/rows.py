@@ -222,10 +222,12 @@ class EmbeddingRows:
         }
 
 
-def open_rows(ref: ModelRef, root: Path | None = None) -> EmbeddingRows:
-    """:class:`EmbeddingRows` for a folder, GGUF file or hub id (see module docstring)."""
+def open_rows(ref: ModelRef, root: Path | None = None,
+              trust_remote_code: bool = False) -> EmbeddingRows:
+    """:class:`EmbeddingRows` for a folder, GGUF file or hub id (see module docstring);
+    ``trust_remote_code`` lets a tokenizer with its own code load (no model code runs)."""
     if ref.kind == "hub":
-        return _hub_rows(ref)
+        return _hub_rows(ref, trust_remote_code)
     if ref.kind == "gguf":
         return _gguf_rows(ref, root)
     folder = Path(ref.location)
@@ -234,7 +236,8 @@ def open_rows(ref: ModelRef, root: Path | None = None) -> EmbeddingRows:
         raise ConvergentError(f"{folder}: no safetensors weights (pickled .bin weights are "
                               "not read)")
     return _finish(Path(ref.location).name, store, folder, folder,
-                   {"model": str(folder.resolve()), "revision": None})
+                   {"model": str(folder.resolve()), "revision": None},
+                   trust_remote_code=trust_remote_code)
 
 
 def _finish(name: str, store: TensorStore, config_dir: Path, tok_dir: Path,
@@ -248,6 +251,9 @@ def _finish(name: str, store: TensorStore, config_dir: Path, tok_dir: Path,
         tokenizer = AutoTokenizer.from_pretrained(str(tok_dir), **tok_options)
     except Exception as err:
         text = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "trust_remote_code" in str(err):
+            raise ConvergentError(f"{name}: its tokenizer runs its own Python code; pass "
+                                  "--trust-remote-code to allow it") from None
         raise ConvergentError(f"{name}: cannot load the tokenizer ({text})") from None
     rows = EmbeddingRows(name, store, config, tokenizer, identity,
                          gguf=isinstance(store, GGUFStore))
@@ -275,7 +281,7 @@ def _gguf_rows(ref: ModelRef, root: Path | None) -> EmbeddingRows:
                    identity, gguf_file=ref.gguf_file)
 
 
-def _hub_rows(ref: ModelRef) -> EmbeddingRows:
+def _hub_rows(ref: ModelRef, trust_remote_code: bool) -> EmbeddingRows:
     """Download config, tokenizer and index, then only the shard(s) of the needed tensors."""
     import huggingface_hub
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
@@ -311,7 +317,8 @@ def _hub_rows(ref: ModelRef) -> EmbeddingRows:
     parts = config.parent.parts
     commit = parts[-1] if len(parts) > 1 and parts[-2] == "snapshots" else ref.revision
     return _finish(ref.location, store, config.parent, config.parent,
-                   {"model": ref.location, "revision": commit}, digests=False)
+                   {"model": ref.location, "revision": commit}, digests=False,
+                   trust_remote_code=trust_remote_code)
 
 
 def _runs(ids: list[int]) -> list[tuple[int, int, int]]:

@@ -98,14 +98,40 @@ def _has_header(path: Path) -> bool:
     return len(first) == 2 and all(part.isdigit() for part in first)
 
 
+def _unzip_one(archive: Path) -> Path:
+    """The one word-vector file in ``archive``, extracted once next to it (atomically)."""
+    import os
+    import shutil
+    import tempfile
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(archive) as handle:
+            members = [m for m in handle.namelist() if not m.endswith("/")]
+            if len(members) != 1:
+                raise ConvergentError(f"{archive}: holds {len(members)} files; expected one "
+                                      "word-vector file")
+            target = archive.with_name(Path(members[0]).name)
+            if not target.is_file():
+                fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=archive.parent)
+                with os.fdopen(fd, "wb") as out, handle.open(members[0]) as src:
+                    shutil.copyfileobj(src, out, 1 << 22)
+                os.replace(tmp, target)
+    except zipfile.BadZipFile as err:
+        raise ConvergentError(f"{archive}: not a readable zip file ({err})") from None
+    return target
+
+
 def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
     """GloVe text (no header), word2vec text/binary, fastText ``.vec`` or ``.bin`` (the
     full model, read with gensim's ``load_facebook_vectors``; rows of its vocabulary), or a
-    saved KeyedVectors."""
+    saved KeyedVectors; a ``.zip`` holding one of these is unpacked once beside it."""
     reject_options(path, options)
     file = Path(path)
     if not file.is_file():
         raise ConvergentError(f"{path}: no such word-vector file")
+    if file.suffix.lower() == ".zip":
+        file = _unzip_one(file)
     try:
         from gensim.models import KeyedVectors
     except ModuleNotFoundError:
