@@ -72,22 +72,14 @@ def single_token_rows(token_strings: Sequence[str]) -> dict[str, int]:
     return rows
 
 
-def lm_concept_geometry(
-    unembedding: np.ndarray,
-    token_strings: Sequence[str],
-    pairs: Pairs,
-    *,
-    source: str = "lm",
-    seed: int = 0,
-    meta: Mapping[str, Any] | None = None,
-) -> LMConceptResult:
-    """Measure concept pairs on an unembedding [V, d] whose rows are ``token_strings``."""
-    g = np.asarray(unembedding)
-    if g.ndim != 2 or g.shape[0] != len(token_strings):
-        raise ConvergentError(
-            f"{source}: unembedding of shape {g.shape} does not match "
-            f"{len(token_strings)} token strings"
-        )
+def concept_token_pairs(
+    token_strings: Sequence[str], pairs: Pairs, source: str = "lm"
+) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]], dict[str, int], dict[str, int]]:
+    """(concepts, (base rows, target rows) per concept, kept, dropped) for single-token pairs.
+
+    Concepts with fewer than ``MIN_PAIRS`` kept pairs are left out; fewer than two concepts
+    left is an error.
+    """
     rows = single_token_rows(token_strings)
     names, token_pairs, kept, dropped = [], [], {}, {}
     for concept, concept_pairs in pairs.items():
@@ -109,6 +101,26 @@ def lm_concept_geometry(
             f"{source}: fewer than two concepts have {MIN_PAIRS} single-token pairs "
             f"(kept per concept: {kept})"
         )
+    return names, token_pairs, kept, dropped
+
+
+def lm_concept_geometry(
+    unembedding: np.ndarray,
+    token_strings: Sequence[str],
+    pairs: Pairs,
+    *,
+    source: str = "lm",
+    seed: int = 0,
+    meta: Mapping[str, Any] | None = None,
+) -> LMConceptResult:
+    """Measure concept pairs on an unembedding [V, d] whose rows are ``token_strings``."""
+    g = np.asarray(unembedding)
+    if g.ndim != 2 or g.shape[0] != len(token_strings):
+        raise ConvergentError(
+            f"{source}: unembedding of shape {g.shape} does not match "
+            f"{len(token_strings)} token strings"
+        )
+    names, token_pairs, kept, dropped = concept_token_pairs(token_strings, pairs, source)
     geometry = concept_geometry(g, token_pairs, tuple(names), seed=seed)
     rng = np.random.default_rng(seed)
     shuffled = np.array(
