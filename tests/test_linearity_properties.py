@@ -11,6 +11,7 @@ from convergent.linearity.analyze import analyze_linearity
 from convergent.linearity.inner import euclidean, random_inner, whitening
 from convergent.linearity.properties import (
     concept_directions,
+    grouped_folds,
     parallelism,
     probe_membership,
     relational_linearity,
@@ -170,3 +171,39 @@ def test_static_whitened_statistics_are_invariant_under_affine_maps():
         assert r1.linearity["whitened"].top1 == r2.linearity["whitened"].top1
         assert r1.probe["whitened"].accuracy == r2.probe["whitened"].accuracy
         assert r1.parallelism["euclidean"].loo != pytest.approx(r2.parallelism["euclidean"].loo)
+
+
+def test_folds_keep_a_subjects_pairs_together():
+    rng = np.random.default_rng(0)
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e"]
+    folds = grouped_folds(groups, len(groups), 3, rng)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(8))
+    for fold in folds:
+        held = {groups[i] for i in fold}
+        assert all(groups[i] not in held for i in np.setdiff1d(np.arange(8), fold))
+    plain = grouped_folds(None, 8, 3, np.random.default_rng(1))
+    distinct = grouped_folds(list("abcdefgh"), 8, 3, np.random.default_rng(1))
+    assert [f.tolist() for f in distinct] == [sorted(f.tolist()) for f in plain]
+
+
+def test_any_listed_object_counts_and_each_subject_once():
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal(6) * 3
+    s = rng.standard_normal((6, 6))
+    o = s + u  # subject i -> object i by a translation
+    # subject 0 also lists object 1, as a second pair with the same input
+    inputs, outputs = np.vstack([s, s[:1]]), np.vstack([o, o[1:2]])
+    objs = {"r": [f"o{i}" for i in range(6)] + ["o1"]}
+    subs = {"r": [f"s{i}" for i in range(6)] + ["s0"]}
+    ip = euclidean(6)
+    stats = relational_linearity({"r": inputs}, {"r": outputs}, objs, ip, ip, alpha=1e-9,
+                                 folds=3, same_space=True, subjects=subs)["r"]
+    assert stats.offset == 1.0 and stats.n_candidates == 6 and stats.n_pairs == 7
+    # s0 has 2 correct objects of 6, the other five subjects 1; each subject counts once
+    assert stats.chance == pytest.approx((2 / 6 + 5 / 6) / 6)
+    assert stats.chance_corrected == pytest.approx((stats.top1 - stats.chance)
+                                                   / (1 - stats.chance))
+    # scored per pair, s0 -> o1 would be a miss: the offset method retrieves o0 for both
+    per_pair = relational_linearity({"r": inputs}, {"r": outputs}, objs, ip, ip, alpha=1e-9,
+                                    folds=3, same_space=True)["r"]
+    assert per_pair.offset < 1.0
