@@ -1,4 +1,5 @@
-"""The runner: local and serial backends, skip by content hash, failures, kill and resume."""
+"""The runner: local and serial backends, skip by content hash, failures, kill and resume;
+Ctrl-C, SIGTERM and SIGKILL leave no worker behind and lose no job."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from test_experiments_fixtures import make_corpus, periodic_matrix, tiny_train, 
 
 from convergent.cli import main
 from convergent.experiments import load_spec, load_table, make_plan, run_experiment
+from convergent.experiments.lifetime import alive, descendants
 from convergent.experiments.worker import job_dir
+from convergent.locking import folder_lock
 
 
 @pytest.fixture(autouse=True)
@@ -166,3 +169,91 @@ def test_jobs_of_a_dead_worker_are_resubmitted(tmp_path):
     summary = run_experiment(spec, tmp_path / "out2", backend=hopeless, progress=False)
     assert len(summary.failed) == 2 and set(hopeless.calls.values()) == {3}
     assert "worker process running this job died" in summary.failed[0]["error"]
+
+
+def long_spec(tmp_path: Path, corpus: str, steps: int = 2000, quick: bool = False) -> Path:
+    tables = {"experiment": {"name": "long"},
+              "train.g": {"set": {**tiny_train(corpus, tokens=8 * 16 * steps),
+                                  "checkpoint_every": 8 * 16 * 20}}}
+    if quick:
+        tables["numbers"] = {"numbers": "0:60", "permutations": 5}
+        tables["sources.m"] = {"spec": f"matrix:{periodic_matrix(tmp_path / 'm.npy')}"}
+        tables["analyses.a"] = {"sources": ["m"]}
+    return write_spec(tmp_path / "long.toml", tables)
+
+
+def start_runner(spec: Path, out: Path, workers: int = 1) -> subprocess.Popen:
+    command = [str(Path(sys.executable).parent / "convergent"), "run", str(spec), "--out",
+               str(out), "--workers", str(workers), "--no-progress"]
+    return subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def keys(spec: Path) -> dict[str, str]:
+    return {job.kind: key for key, job in make_plan(load_spec(spec)).jobs.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_workers_and_records_every_job(tmp_path, corpus, capsys, sig):
+    spec = long_spec(tmp_path, corpus, quick=True)
+    out = tmp_path / "out"
+    runner = start_runner(spec, out, workers=2)
+    train = job_dir(out, keys(spec)["train"])
+    analysis = job_dir(out, keys(spec)["numbers"])
+    try:
+        _wait_for(lambda: (analysis / "record.json").is_file()
+                 and list((train / "run").glob("checkpoints/step-*")))
+        workers = descendants(runner.pid)
+        assert workers
+        assert main(["run", str(spec), "--out", str(out), "--no-progress"]) == 2
+        refusal = capsys.readouterr().err.strip()
+        assert "\n" not in refusal and f"convergent run (pid {runner.pid})" in refusal
+        runner.send_signal(sig)
+        assert runner.wait(timeout=60) == 130
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert "interrupted" in runner.stderr.read()
+    _wait_for(lambda: not any(alive(p) for p in workers), timeout=10)
+    assert json.loads((analysis / "record.json").read_text())["status"] == "ok"
+    stopped = json.loads((train / "record.json").read_text())
+    assert stopped["status"] == "interrupted"
+    with folder_lock(out, orphan_wait=0):  # free at once: no worker holds the folder
+        pass
+    import pandas as pd
+
+    table = pd.read_parquet(out / "results.parquet").set_index("kind")
+    assert table.loc["numbers", "status"] == "ok" and table.loc["train", "status"] == \
+        "interrupted"
+
+
+@pytest.mark.slow
+def test_a_killed_runner_takes_its_workers_and_resumes_exactly(tmp_path, corpus):
+    spec = long_spec(tmp_path, corpus, steps=60)
+    out = tmp_path / "out"
+    runner = start_runner(spec, out)
+    run = job_dir(out, keys(spec)["train"]) / "run"
+    try:
+        _wait_for(lambda: list(run.glob("checkpoints/step-*")))
+        workers = descendants(runner.pid)
+        os.kill(runner.pid, signal.SIGKILL)  # the runner only, as the OOM killer does
+        runner.wait()
+        _wait_for(lambda: not any(alive(p) for p in workers), timeout=10)
+    finally:
+        if runner.poll() is None:
+            os.killpg(runner.pid, signal.SIGKILL)
+    assert not (run.parent / "record.json").exists()
+    resumed = run_experiment(load_spec(spec), out, backend="serial", progress=False)
+    assert resumed.success and resumed.ok == 1
+    whole = run_experiment(load_spec(spec), tmp_path / "whole", backend="serial",
+                           progress=False)
+    assert whole.success
+    from safetensors.numpy import load_file
+
+    last = sorted(run.glob("checkpoints/step-*"))[-1]
+    reference = tmp_path / "whole" / last.relative_to(out)
+    for name in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_file(last / name), load_file(reference / name)
+        assert a.keys() == b.keys()
+        assert all((a[k] == b[k]).all() for k in a), name

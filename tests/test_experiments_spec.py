@@ -28,8 +28,8 @@ def test_grid_expands_to_the_product_and_analyses_to_one_job_per_row():
     kinds = [j.kind for j in plan.jobs.values()]
     assert kinds.count("train") == 4 and kinds.count("numbers") == 5
     _title, rows = plan.analyses["a"]
-    assert [r.label for r in rows] == ["glove", "transformer/0", "transformer/1", "lstm/0",
-                                       "lstm/1"]
+    assert [r.label for r in rows] == ["glove", "transformer/seed=0", "transformer/seed=1",
+                                       "lstm/seed=0", "lstm/seed=1"]
     lstm = plan.jobs[rows[3].job]
     assert lstm.deps == (plan.groups["arch"][1][2].job,)
     assert plan.jobs[lstm.deps[0]].config["train"]["arch"] == "lstm"
@@ -68,7 +68,8 @@ def test_member_reference_and_preset():
     data = spec_data(analyses={"a": {"sources": ["arch/lstm/1"], "checkpoints": "all"}})
     plan = make_plan(parse_spec(data))
     (row,) = plan.analyses["a"][1]
-    assert row.label == "lstm/1" and plan.jobs[row.job].config["settings"]["checkpoints"] == "all"
+    assert row.label == "lstm/seed=1"
+    assert plan.jobs[row.job].config["settings"]["checkpoints"] == "all"
     preset = spec_data(train={"q": {"preset": "quick", "grid": {"arch": ["lstm", "ppmi"]}}},
                        analyses={})
     jobs = list(make_plan(parse_spec(preset)).jobs.values())
@@ -101,6 +102,11 @@ def test_load_spec_from_toml(tmp_path):
     ({"sources": {"glove": {"path": "x"}}}, "needs spec"),
     ({"experiment": {"name": "a/b"}}, "without '/'"),
     ({"sources": {"a/b": "glove-6b-50d"}}, "have no '/'"),
+    ({"sources": {"glove": "no-such-model"}}, "'no-such-model': no such file, folder or"),
+    ({"sources": {"glove": "matrix:/no/such.npy"}}, "/no/such.npy does not exist"),
+    ({"sources": {"glove": "run:/no/run@3"}}, "/no/run does not exist"),
+    ({"analyses": {"a": {"sources": ["glove"], "checkpoints": "all"}}},
+     "checkpoints = 'all' needs a training run"),
 ])
 def test_bad_specs_are_one_line_errors(change, message):
     with pytest.raises(ConvergentError) as caught:
@@ -115,3 +121,37 @@ def test_unreadable_and_invalid_toml(tmp_path):
     bad.write_text("[experiment\nname = 1")
     with pytest.raises(ConvergentError, match="not valid TOML"):
         load_spec(bad)
+
+
+def test_spec_errors_stop_the_run_before_anything_is_written(tmp_path):
+    from convergent.cli import main
+
+    file = write_spec(tmp_path / "s.toml", {
+        "experiment": {"name": "s"},
+        "sources.g": {"spec": "glove-6b-50d"},
+        "analyses.a": {"sources": ["g"], "checkpoints": "all"},
+    })
+    out = tmp_path / "out"
+    assert main(["run", str(file), "--out", str(out), "--no-progress"]) == 2
+    assert not out.exists()
+
+
+def test_members_are_labelled_by_what_differs_between_them():
+    data = spec_data(analyses={})
+    data["train"] = {
+        "one": {"set": tiny_train("c.jsonl"), "grid": {"arch": ["lstm"], "seed": [0, 1]}},
+        "add": {"set": tiny_train("c.jsonl"),
+                "grid": {"lr": [1e-3, 3e-3], "model.d_model": [16, 32], "perturb": ["none"]}},
+        "solo": {"set": tiny_train("c.jsonl"), "grid": {"seed": [4]}},
+    }
+    plan = make_plan(parse_spec(data))
+    labels = {name: [m.label for m in members] for name, (_, members) in plan.groups.items()}
+    assert labels["one"] == ["seed=0", "seed=1"]
+    assert labels["add"] == ["lr=0.001/d_model=16", "lr=0.001/d_model=32",
+                             "lr=0.003/d_model=16", "lr=0.003/d_model=32"]
+    assert labels["solo"] == ["seed=4"]
+    assert [j.label for j in plan.jobs.values()][:2] == ["one/seed=0", "one/seed=1"]
+    old_style = spec_data(analyses={"a": {"sources": ["one/lstm/1", "one/seed=0"]}})
+    old_style["train"] = {"one": data["train"]["one"]}
+    rows = make_plan(parse_spec(old_style)).analyses["a"][1]
+    assert [r.label for r in rows] == ["seed=1", "seed=0"]  # values or label both name it

@@ -21,6 +21,7 @@ from convergent.experiments.hashing import content_hash
 from convergent.experiments.spec import ExperimentSpec, Group
 
 KINDS = ("train", "addition", "numbers")
+PATH_PREFIXES = ("matrix", "run", "cache", "vectors")  # source prefixes followed by a path
 NEURAL = ("transformer", "gdn", "mamba2", "lstm")  # = convergent.train.config.NEURAL_ARCHS
 
 
@@ -116,7 +117,8 @@ def make_plan(spec: ExperimentSpec, cuda: bool = False) -> Plan:
         rows = []
         several = len({r.partition("/")[0] for r in analysis.sources} & set(groups)) > 1
         for ref in analysis.sources:
-            for label, group_name, source, deps, point in _resolve(spec, groups, ref):
+            every = analysis.settings["checkpoints"] == "all"
+            for label, group_name, source, deps, point in _resolve(spec, groups, ref, every):
                 if several and group_name:
                     label = f"{group_name}/{label}"  # rows of two groups stay distinct
                 config = {"source": source, "settings": analysis.settings}
@@ -180,9 +182,29 @@ def grid_points(group: Group) -> list[dict[str, Any]]:
 
 
 def point_label(group: Group, point: dict[str, Any]) -> str:
+    """A member's label: the grid values that differ between members, ``/``-joined.
+
+    A value that does not say what it is (a number, a boolean) is shown with its
+    key (``seed=1``, ``digits=9``, the last part of a dotted key); a one-valued grid key is
+    left out unless no key varies; a group without a grid is labelled by its name.
+    """
     if not point:
         return group.name
-    return "/".join(str(v) for v in point.values())
+    varying = [k for k in point if len(group.grid.get(k, ())) > 1] or list(point)
+    short = {k: k.rpartition(".")[2] for k in varying}
+    if len(set(short.values())) < len(short):
+        short = {k: k for k in varying}
+    return "/".join(str(point[k]) if _self_describing(point[k]) else f"{short[k]}={point[k]}"
+                    for k in varying)
+
+
+def _self_describing(value: Any) -> bool:
+    return isinstance(value, str) and not value.lstrip("-").replace(".", "", 1).isdigit()
+
+
+def _matches(member: Member, wanted: str) -> bool:
+    """Whether ``wanted`` names ``member``: its label or its grid values ``/``-joined."""
+    return wanted in (member.label, "/".join(str(v) for v in member.point.values()))
 
 
 def _none(value: Any) -> Any:
@@ -265,14 +287,16 @@ def addition_config(group: Group, task: dict[str, Any], split: dict[str, Any],
 
 
 def _resolve(spec: ExperimentSpec, groups: dict[str, tuple[str, tuple[Member, ...]]],
-             ref: str) -> list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, Any]]]:
+             ref: str, all_checkpoints: bool = False
+             ) -> list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, Any]]]:
     """(label, group, source config, deps, grid point) for a reference in an analysis."""
     name, _, member = ref.partition("/")
     if name in spec.sources:
         entry = spec.sources[name]
+        check_source(entry.spec, f"[sources.{name}]", all_checkpoints)
         return [(name, "", {"spec": entry.spec, "options": entry.options}, (), {})]
     kind, members = groups[name]
-    chosen = [m for m in members if not member or m.label == member]
+    chosen = [m for m in members if not member or _matches(m, member)]
     if not chosen:
         labels = ", ".join(m.label for m in members)
         raise ConvergentError(f"analysis source {ref!r}: group {name!r} has no member "
@@ -280,3 +304,35 @@ def _resolve(spec: ExperimentSpec, groups: dict[str, tuple[str, tuple[Member, ..
     del kind
     return [(m.label, name, {"run": m.job}, (m.job,), m.point) for m in chosen]
 
+
+
+def check_source(spec: str, where: str, all_checkpoints: bool = False) -> None:
+    """Refuse, before any work, a source spec that names nothing, or a static source
+    analysed with ``checkpoints = "all"`` (only training runs have checkpoints).
+
+    Checks what needs no loading: a path prefix's path exists, a bundled name is known, a plain
+    spec is a file, a folder or a hub id; loading problems are still the job's.
+    """
+    from pathlib import Path
+
+    from convergent.sources.resolve import CATALOG, PREFIXES
+
+    prefix, sep, rest = spec.partition(":")
+    path = Path(spec)
+    if sep and prefix in PREFIXES and not path.exists():
+        run = prefix == "run"
+        target = rest.partition("@")[0] if run else rest
+        if prefix in PATH_PREFIXES and not Path(target).exists():
+            raise ConvergentError(f"{where} spec {spec!r}: {target} does not exist")
+    elif spec in CATALOG or path.exists():
+        run = path.is_dir() and (path / "manifest.json").is_file() \
+            and not (path / "cache.json").is_file()
+    elif spec.count("/") == 1 and not spec.startswith((".", "/")):
+        run = False  # a hub id: resolved when the job downloads it
+    else:
+        raise ConvergentError(f"{where} spec {spec!r}: no such file, folder or bundled "
+                              f"source (bundled: {', '.join(sorted(CATALOG))}; prefixes: "
+                              f"{', '.join(p + ':' for p in PREFIXES)})")
+    if all_checkpoints and not run:
+        raise ConvergentError(f"{where} spec {spec!r}: checkpoints = 'all' needs a training "
+                              "run (a [train.*] group or a run: folder); use 'last'")

@@ -5,7 +5,12 @@ The output folder holds ``spec.toml`` (a copy), ``plan.json`` (jobs and how they
 Finished jobs (``record.json`` with status ok) are skipped, so a killed or failed run is
 resumed by running it again; a failing job is recorded with its error, the jobs that need
 it are reported as blocked, and every other job still runs. One runner at a time may use
-a folder (a lock file, released by the OS if the runner dies).
+a folder (:func:`convergent.locking.folder_lock`, released by the OS if the runner dies).
+
+Workers die with their runner (:mod:`.lifetime`): Ctrl-C or SIGTERM stops the running
+jobs, records them as interrupted and keeps every finished one, within seconds; SIGKILL
+takes the workers down through the parent-death signal, and the next runner waits for
+them to exit before it starts.
 
 Jobs that ask for GPUs (:attr:`.plan.Job.gpus`) start when the backend has them free
 (``backend.ready(job)``), in plan order; a job asking for more GPUs than the backend has is
@@ -17,19 +22,19 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from convergent.errors import ConvergentError
 from convergent.experiments.backends import Backend, make_backend
+from convergent.experiments.lifetime import interrupt_on_sigterm
 from convergent.experiments.plan import Job, Plan, for_backend, make_plan
 from convergent.experiments.spec import ExperimentSpec
 from convergent.experiments.worker import job_dir
 from convergent.io import write_bytes_atomic, write_json_atomic
+from convergent.locking import folder_lock
 
 STORE_EVERY = 10.0  # seconds between rewrites of the results table while jobs finish
 CRASH_RETRIES = 2  # a job whose worker process died is resubmitted this many times
@@ -64,12 +69,15 @@ class RunSummary:
                 "table": str(self.table) if self.table else None}
 
 
-def read_record(out: Path, key: str) -> dict[str, Any] | None:
-    file = job_dir(out, key) / "record.json"
+def _read_json(file: Path) -> Any:
     try:
         return json.loads(file.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def read_record(out: Path, key: str) -> dict[str, Any] | None:
+    return _read_json(job_dir(out, key) / "record.json")
 
 
 def is_done(out: Path, job: Job) -> bool:
@@ -89,26 +97,8 @@ def write_plan(spec: ExperimentSpec, the_plan: Plan, out: Path) -> None:
     write_json_atomic(out / "plan.json", the_plan.to_dict())
     for job in the_plan.jobs.values():
         file = job_dir(out, job.key) / "job.json"
-        if not file.is_file():
+        if _read_json(file) != job.to_dict():  # new, or a label or request that changed
             write_json_atomic(file, job.to_dict())
-
-
-@contextmanager
-def folder_lock(out: Path) -> Iterator[None]:
-    """Refuse a second runner on the same folder (flock; the OS releases it on death)."""
-    import fcntl
-
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / ".lock", "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConvergentError(f"{out}: another `convergent run` is using this folder") \
-                from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def check_resources(the_plan: Plan, gpus: int, where: str) -> None:
@@ -153,9 +143,15 @@ def run_experiment(
               else make_backend(backend, workers=workers, address=address, gpus=gpus))
     try:
         the_plan = place(the_plan, runner)
-        with folder_lock(target):
+        with folder_lock(target, what="convergent run"), interrupt_on_sigterm():
             write_plan(spec, the_plan, target)
-            state = _schedule(the_plan, target, runner, progress)
+            state = _State()
+            try:
+                _schedule(the_plan, target, runner, progress, state)
+            except BaseException:  # Ctrl-C, SIGTERM: stop the workers, record every job
+                _stop(target, runner, state)
+                _log_call(target, runner, state, time.perf_counter() - started)
+                raise
             runner.close()
             table = write_table(target)
             _log_call(target, runner, state, time.perf_counter() - started)
@@ -176,14 +172,18 @@ class _State:
     skipped: int = 0
     ok: int = 0
     jobs_seconds: float = 0.0
+    running: dict[Future[dict[str, Any]], Job] = field(default_factory=dict)
+    began: float = field(default_factory=time.time)
 
 
-def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _State:
+def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool,
+              state: _State | None = None) -> _State:
+    """Run the plan's unfinished jobs; ``state`` (filled as jobs end) survives an interrupt."""
     from tqdm.auto import tqdm
 
     from convergent.experiments.store import write_table
 
-    state = _State()
+    state = _State() if state is None else state
     pending: dict[str, Job] = {}
     for key, job in the_plan.jobs.items():
         if is_done(out, job):
@@ -193,7 +193,7 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
             pending[key] = job
     bad: set[str] = set()
     attempts: dict[str, int] = {}
-    running: dict[Future[dict[str, Any]], Job] = {}
+    running = state.running
     bar = tqdm(total=len(pending), disable=not progress, unit="job", desc="jobs",
                dynamic_ncols=True)
     last_store = time.monotonic()
@@ -242,6 +242,36 @@ def _schedule(the_plan: Plan, out: Path, backend: Backend, progress: bool) -> _S
             last_store = time.monotonic()
     bar.close()
     return state
+
+
+def _stop(out: Path, backend: Backend, state: _State) -> None:
+    """After an interrupt: stop every worker, then record each job that was submitted.
+
+    A job that finished has its record (written by its worker, or here from its future);
+    one that was stopped is recorded ``interrupted`` (it reruns, resuming from its last
+    checkpoint, on the next call). The results table is rebuilt.
+    """
+    from convergent.experiments.store import write_table
+
+    backend.close(cancel=True)  # returns when the last worker has exited
+    for future, job in state.running.items():
+        record = read_record(out, job.key)
+        if record is not None and float(record.get("finished") or 0) < state.began:
+            record = None  # an earlier call's record of a job rerun by this one
+        if record is None and future.done() and not future.cancelled() \
+                and future.exception() is None:
+            record = future.result()
+            write_json_atomic(job_dir(out, job.key) / "record.json", record)
+        if record is not None and record.get("status") == "ok":
+            state.ok += 1
+            state.jobs_seconds += float(record.get("seconds") or 0.0)
+        elif record is None:
+            write_json_atomic(job_dir(out, job.key) / "record.json", {
+                "key": job.key, "kind": job.kind, "label": job.label,
+                "status": "interrupted", "seconds": None,
+                "error": "interrupted (Ctrl-C or SIGTERM); the next run resumes it"})
+    state.running.clear()
+    write_table(out)
 
 
 def _log_call(out: Path, backend: Backend, state: _State, seconds: float) -> None:

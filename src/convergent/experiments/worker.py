@@ -2,9 +2,12 @@
 
 A job's folder is ``OUT/jobs/<key>/``: ``job.json`` (written by the runner), ``log.txt``
 (everything the job printed), the job's outputs (``run/`` for training and addition runs,
-``result.json`` for analyses) and ``record.json`` (status, timings, summary; written by the
-runner from the dict returned here). Training resumes from the run's last checkpoint, so a
-killed job loses at most one checkpoint interval.
+``result.json`` for analyses) and ``record.json`` (status, timings, summary; written here
+when the job ends, so a finished job is kept even if its runner dies, and by the runner for
+a job whose worker died or was interrupted). While it runs a job, the process holds
+:func:`convergent.locking.worker_lock` on ``OUT``, so no new runner starts beside it.
+Training resumes from the run's last checkpoint, so a killed job loses at most one
+checkpoint interval.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 
 from convergent.errors import ConvergentError
 from convergent.io import write_json_atomic
+from convergent.locking import worker_lock
 
 THREADS_ENV = "CONVERGENT_JOB_THREADS"
 DEVICES_ENV = "CUDA_VISIBLE_DEVICES"
@@ -56,8 +60,8 @@ def execute(job: dict[str, Any], out: str, threads: int | None = None,
                               "host": platform.node(), "pid": os.getpid(), "started": started,
                               "threads": threads, "gpus": int(job.get("gpus", 0)),
                               "devices": os.environ.get(DEVICES_ENV)}
-    with open(folder / "log.txt", "a") as log, contextlib.redirect_stdout(log), \
-            contextlib.redirect_stderr(log):
+    with worker_lock(out), open(folder / "log.txt", "a") as log, \
+            contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
         print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {job['kind']} {job['label']} "
               f"(pid {os.getpid()} on {platform.node()})", flush=True)
         try:
@@ -75,6 +79,7 @@ def execute(job: dict[str, Any], out: str, threads: int | None = None,
     record["finished"] = time.time()
     record["seconds"] = round(record["finished"] - started, 3)
     record["cpu_seconds"] = round(time.process_time() - cpu, 3)  # all threads of this process
+    write_json_atomic(folder / "record.json", record)  # kept even if the runner dies now
     return record
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from convergent.errors import ConvergentError
+from convergent.experiments.lifetime import die_with_parent, stop_processes
 from convergent.experiments.worker import DEVICES_ENV, THREADS_ENV, execute
 from convergent.hardware import available_cores
 
@@ -50,7 +52,10 @@ def _gpu_ids(gpus: int | Sequence[str] | None) -> list[str]:
     return [str(g) for g in gpus]
 
 
-def _init_worker(threads: int, hide_gpus: bool) -> None:
+def _init_worker(threads: int, hide_gpus: bool, parent: int) -> None:
+    """Each worker: dies with the runner, leaves Ctrl-C to it, takes its share of threads."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runner stops its workers itself
     os.environ[THREADS_ENV] = str(threads)
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
@@ -84,11 +89,11 @@ class LocalBackend:
         if for_gpus:  # one fresh process per job: CUDA_VISIBLE_DEVICES precedes CUDA's start
             return ProcessPoolExecutor(
                 max_workers=self.gpus, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker, initargs=(self.threads, False),
+                initializer=_init_worker, initargs=(self.threads, False, os.getpid()),
                 max_tasks_per_child=1)
         return ProcessPoolExecutor(
             max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker, initargs=(self.threads, True))
+            initializer=_init_worker, initargs=(self.threads, True, os.getpid()))
 
     @cached_property
     def _devices(self) -> list[str]:  # looked up on first use (torch's import is slow)
@@ -143,9 +148,14 @@ class LocalBackend:
         self._free.sort(key=self._devices.index)
 
     def close(self, cancel: bool = False) -> None:
+        """Wait for the workers; with ``cancel``, drop queued jobs and stop running ones."""
         for pool in (self._pool, self._gpu_pool):
-            if pool is not None:
-                pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            if pool is None:
+                continue
+            processes = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=not cancel, cancel_futures=cancel)
+            if cancel:  # running jobs would otherwise hold the exit until they finish
+                stop_processes(processes)
 
 
 class SerialBackend:
