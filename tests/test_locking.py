@@ -79,3 +79,12 @@ def test_a_file_or_unwritable_folder_is_refused(tmp_path):
             pass
     finally:
         locked.chmod(0o700)
+
+
+def test_a_folder_made_for_the_lock_alone_is_removed_again(tmp_path):
+    with pytest.raises(RuntimeError), folder_lock(tmp_path / "new"):
+        raise RuntimeError("the verb failed before writing anything")
+    assert not (tmp_path / "new").exists()
+    with folder_lock(tmp_path / "kept") as folder:
+        (folder / "result.json").write_text("{}")
+    assert (tmp_path / "kept" / "result.json").is_file()

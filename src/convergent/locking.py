@@ -14,7 +14,8 @@ leaves a stale lock. Worker processes that write into the folder for the holder 
 :func:`worker_lock` (shared, on ``OUT/.lock.workers``) for as long as they run; a new
 holder waits a few seconds for the workers of a killed one to die (they are tied to their
 parent) and is refused if they are still running, so no writer starts beside orphans.
-The lock files stay in the folder (removing a lock file races with its next user).
+The lock files stay in the folder (removing a lock file races with its next user), except
+that a folder the lock created is removed again if nothing else was written into it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def folder_lock(out: str | Path, what: str = "convergent",
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ConvergentError(f"{folder}: not a folder (--out must be a folder)")
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         handle = open(folder / LOCK, "a+")  # noqa: SIM115 (held for the whole block)
@@ -60,6 +62,8 @@ def folder_lock(out: str | Path, what: str = "convergent",
             _describe(handle, what)
             yield folder
         finally:
+            if created:
+                _remove_if_unused(folder)
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -92,6 +96,17 @@ def _wait_for_workers(folder: Path, seconds: float) -> None:
                 continue
             fcntl.flock(handle, fcntl.LOCK_UN)
             return
+
+
+def _remove_if_unused(folder: Path) -> None:
+    """Remove a folder this lock created if nothing but the lock files is in it."""
+    try:
+        if {p.name for p in folder.iterdir()} <= {LOCK, WORKERS}:
+            for name in (LOCK, WORKERS):
+                (folder / name).unlink(missing_ok=True)
+            folder.rmdir()
+    except OSError:
+        pass
 
 
 def _describe(handle: IO[str], what: str) -> None:

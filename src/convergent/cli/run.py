@@ -13,7 +13,9 @@ def register(subparsers: Any) -> None:
         help="run a TOML experiment spec (training grids and analyses) locally or on Ray",
         description="Run every job of SPEC that is not finished yet; finished jobs are "
         "recognised by the content hash of their config, so re-running resumes. Writes "
-        "OUT/results.parquet (see convergent results) and job folders under OUT/jobs.",
+        "OUT/results.parquet (see convergent results) and job folders under OUT/jobs. "
+        "One runner per folder; Ctrl-C or SIGTERM stops the workers within seconds and keeps "
+        "every finished job, and the workers die with the runner even on SIGKILL.",
     )
     p.add_argument("spec", type=Path, metavar="SPEC", help="experiment spec (.toml)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default out/NAME)")
