@@ -38,6 +38,18 @@ def test_lambda_max_and_condition_match_the_definitions():
     assert result.upper_bound == pytest.approx(phi / (400 * within[0]), rel=1e-8)
 
 
+@pytest.mark.parametrize("period", [4, 7])
+def test_all_t_minus_1_eigenvalues_match_the_generalized_problem(period):
+    values = planted(n=420, dim=15, periods=(4, 7), seed=8)
+    result, _ = _fisher(values, period)
+    s_b, s_w = scatter_matrices(values, np.arange(420), period)
+    eig = scipy.linalg.eigh(s_b, s_w, eigvals_only=True)[::-1][: period - 1]
+    assert len(result.eigenvalues) == period - 1
+    np.testing.assert_allclose(result.eigenvalues, eig, rtol=1e-7, atol=1e-10)
+    assert result.eigenvalues[0] == result.lambda_max
+    assert result.to_dict()["eigenvalues"] == list(result.eigenvalues)
+
+
 def test_singular_within_scatter_uses_sklearns_ledoit_wolf():
     sklearn_cov = pytest.importorskip("sklearn.covariance")
     values = np.random.default_rng(3).standard_normal((60, 80))  # d > N - T: S_W singular

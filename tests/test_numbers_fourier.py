@@ -3,7 +3,13 @@ import pytest
 from numbers_fixtures import planted
 
 from convergent.basis import principal_basis
-from convergent.numbers.fourier import dft_power_at, period_powers, spectrum
+from convergent.numbers.fourier import (
+    detrend,
+    dft_power_at,
+    period_powers,
+    spectrum,
+    trend_cutoff,
+)
 
 
 def test_spectrum_matches_the_papers_dft_formula():
@@ -42,15 +48,24 @@ def test_planted_periods_spike_and_others_do_not():
         assert powers[period].p_value > 0.01
 
 
-def test_null_mean_is_the_average_over_random_orderings():
+def test_null_means_are_the_averages_over_random_orderings():
     values = np.random.default_rng(5).standard_normal((60, 4))
     basis = principal_basis(values)
     observed = period_powers(basis, [3, 4], permutations=0)
+    residual, size = detrend(basis.coords, trend_cutoff([3, 4]))
+    scale2 = 60 / (60 - size)
     rng = np.random.default_rng(0)
-    shuffled = [
-        period_powers(principal_basis(values[rng.permutation(60)]), [3, 4], permutations=0)
-        for _ in range(3000)
-    ]
+    raw, detrended = {3: [], 4: []}, {3: [], 4: []}
+    for _ in range(3000):
+        order = rng.permutation(60)
+        raw_p = period_powers(principal_basis(values[order]), [3, 4], permutations=0)
+        res_p = period_powers(principal_basis(residual[order]), [3, 4], permutations=0)
+        for period in (3, 4):
+            raw[period].append(raw_p[period].phi)
+            detrended[period].append(scale2 * res_p[period].phi)
     for period in (3, 4):
-        mean = np.mean([s[period].phi for s in shuffled])
-        assert observed[period].phi / observed[period].spike == pytest.approx(mean, rel=0.04)
+        got = observed[period]
+        assert got.phi / got.spike_raw == pytest.approx(np.mean(raw[period]), rel=0.04)
+        assert got.phi_detrended / got.spike == pytest.approx(
+            np.mean(detrended[period]), rel=0.04
+        )

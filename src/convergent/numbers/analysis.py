@@ -12,10 +12,13 @@ import numpy as np
 from convergent.basis import principal_basis
 from convergent.numbers.controls import explained_by_tokens, token_identity_features
 from convergent.numbers.fisher import FisherResult, fisher
-from convergent.numbers.fourier import Spectrum, period_powers, spectrum
+from convergent.numbers.fourier import Spectrum, period_powers, spectrum, trend_cutoff
 from convergent.numbers.probe import ProbeSettings, run_probes
 from convergent.numbers.validate import check_folds, check_numbers, check_values
 from convergent.provenance import array_hash, versions
+
+# 2: trend-robust spike test (detrended Phi_T and null), Fisher eigenvalues, spectral peaks
+ANALYSIS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,8 @@ class PeriodResult:
     accuracy: float
     baseline_kappa: float | None = None
     explained_by_tokens: bool | None = None
+    phi_detrended: float = float("nan")
+    spike_raw: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -40,6 +45,8 @@ class PeriodResult:
             "kappa": self.kappa,
             "kappa_ci": list(self.kappa_ci),
             "accuracy": self.accuracy,
+            "phi_detrended": self.phi_detrended,
+            "spike_raw": self.spike_raw,
         }
         if self.baseline_kappa is not None:
             out["baseline_kappa"] = self.baseline_kappa
@@ -70,6 +77,7 @@ class NumberAnalysis:
         return {
             "name": self.name,
             "site": self.site,
+            "analysis_version": ANALYSIS_VERSION,
             "numbers": list(self.numbers),
             "dim": self.dim,
             "spectrum": self.spectrum.to_dict(),
@@ -132,13 +140,15 @@ def analyze_numbers(
             explained_by_tokens=None
             if base_kappa is None
             else explained_by_tokens(probes[t].kappa, base_kappa),
+            phi_detrended=powers[t].phi_detrended,
+            spike_raw=powers[t].spike_raw,
         )
     return NumberAnalysis(
         name=name,
         site=site,
         numbers=(int(nums[0]), int(nums[-1])),
         dim=int(matrix.shape[1]),
-        spectrum=spectrum(basis),
+        spectrum=spectrum(basis, trend_cutoff(moduli)),
         periods=periods,
         fisher={t: fisher(basis, nums, t, powers[t].phi) for t in moduli},
         seed=seed,

@@ -26,7 +26,11 @@ SINGULAR_RCOND = 1e-10
 
 @dataclass(frozen=True)
 class FisherResult:
-    """Scalars of the Fisher analysis at one period; bounds use the S_W actually used."""
+    """Scalars of the Fisher analysis at one period; bounds use the S_W actually used.
+
+    ``eigenvalues``: the T-1 largest eigenvalues of S_W^-1 S_B, descending (S_B has rank at
+    most T-1, so these are all its non-zero ones; the first is ``lambda_max``).
+    """
 
     period: int
     lambda_max: float
@@ -37,9 +41,12 @@ class FisherResult:
     trace_sb: float
     trace_identity_error: float
     shrinkage: float
+    eigenvalues: tuple[float, ...] = ()
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["eigenvalues"] = list(self.eigenvalues)
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -125,6 +132,7 @@ def fisher(basis: PrincipalBasis, numbers: np.ndarray, period: int, phi: float) 
             trace_sb,
             float(error),
             0.0,
+            tuple(float("inf") for _ in range(period - 1)),
         )
     a = (1 - shrinkage) * diag + shrinkage * target
     u = np.sqrt(1 - shrinkage) * b
@@ -135,7 +143,8 @@ def fisher(basis: PrincipalBasis, numbers: np.ndarray, period: int, phi: float) 
     core = np.eye(period) - u.T @ a_inv_u
     solved = a_inv_m + a_inv_u @ np.linalg.solve(core, u.T @ a_inv_m)
     k = (m.T @ solved) / period
-    lambda_max = float(np.linalg.eigvalsh((k + k.T) / 2)[-1])
+    spectrum = np.linalg.eigvalsh((k + k.T) / 2)[::-1][: period - 1]
+    lambda_max = float(spectrum[0])
     sw_high = (1 - shrinkage) * high + shrinkage * target
     sw_low = (1 - shrinkage) * low + shrinkage * target
     cond = sw_high / sw_low if sw_low > 0 else float("inf")
@@ -153,6 +162,7 @@ def fisher(basis: PrincipalBasis, numbers: np.ndarray, period: int, phi: float) 
         trace_sb=trace_sb,
         trace_identity_error=float(error),
         shrinkage=shrinkage,
+        eigenvalues=tuple(float(v) for v in spectrum),
     )
 
 
