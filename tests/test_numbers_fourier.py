@@ -69,3 +69,16 @@ def test_null_means_are_the_averages_over_random_orderings():
         assert got.phi_detrended / got.spike == pytest.approx(
             np.mean(detrended[period]), rel=0.04
         )
+
+
+def test_peaks_list_off_harmonic_frequencies_strongest_first():
+    n = np.arange(1000)
+    rng = np.random.default_rng(6)
+    values = 0.5 * rng.standard_normal((1000, 8)) + 0.02 * n[:, None]  # an ordinal ramp
+    for v, amplitude in ((0.31, 3.0), (0.38, 2.0), (0.475, 1.5)):
+        values += amplitude * np.outer(np.cos(2 * np.pi * v * n), rng.standard_normal(8))
+    spec = spectrum(principal_basis(values))
+    top = spec.peaks[:3]
+    assert [p.frequency for p in top] == pytest.approx([0.31, 0.38, 0.475])
+    assert all(p.harmonic_of is None for p in top)
+    assert top[0].magnitude > 4 and spec.to_dict()["peaks"][0]["period"] == pytest.approx(1 / 0.31)

@@ -1,4 +1,7 @@
-"""Phi_T and kappa against training tokens, one line per period."""
+"""Phi_T, probe accuracy and kappa against training tokens, one line per period.
+
+The accuracy panel (the paper's dynamics plot) appears when the points carry ``accuracy``.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ HIGHLIGHT = (2, 5, 10)
 
 
 def plot_dynamics(points: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -> list[Path]:
-    """``points``: dicts with ``tokens`` and ``periods`` {T: {phi, kappa}} (one site)."""
+    """``points``: dicts with ``tokens`` and ``periods`` {T: {phi, kappa[, accuracy]}}."""
     plt = pyplot()
     ordered = sorted(points, key=lambda p: p["tokens"])
     tokens = np.array([p["tokens"] for p in ordered], dtype=float)
     moduli = sorted({int(t) for p in ordered for t in p["periods"]})
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8), constrained_layout=True)
+    with_accuracy = all("accuracy" in v for p in ordered for v in p["periods"].values())
+    fig, axes = plt.subplots(1, 3 if with_accuracy else 2, figsize=(16 if with_accuracy else 11,
+                             3.8), constrained_layout=True)
+    left, right = axes[0], axes[-1]
     for t in moduli:
         phi = [p["periods"][str(t)]["phi"] for p in ordered]
         kappa = [p["periods"][str(t)]["kappa"] for p in ordered]
@@ -33,10 +39,18 @@ def plot_dynamics(points: Sequence[dict[str, Any]], paths: Sequence[str | Path])
         }
         left.plot(tokens, phi, **style)
         right.plot(tokens, kappa, **style)
+        if with_accuracy:
+            accuracy = [p["periods"][str(t)]["accuracy"] for p in ordered]
+            line = axes[1].plot(tokens, accuracy, **style)[0]
+            axes[1].axhline(100 / t, color=line.get_color(), lw=0.5, ls=":", alpha=style["alpha"])
     left.set_yscale("log")
     left.set_xlabel("training tokens")
     left.set_ylabel("Phi_T")
     left.set_title("Fourier power at period T")
+    if with_accuracy:
+        axes[1].set_xlabel("training tokens")
+        axes[1].set_ylabel("probe accuracy (%)")
+        axes[1].set_title("mod-T probe accuracy (dotted: chance 100/T)")
     right.axhline(0, color="black", lw=0.6)
     right.set_xlabel("training tokens")
     right.set_ylabel("probe kappa (%)")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from convergent.report.numbers import MAGNITUDE_RANGE
+from convergent.report.numbers import MAGNITUDE_RANGE, magnitude_colorbar, magnitude_norm
 from convergent.report.style import pyplot, save_figure
 
 
@@ -70,8 +70,8 @@ def _spectra_panel(ax: Any, rows: Sequence[dict[str, Any]]) -> Any:
     freq = np.asarray(rows[0]["spectrum"]["frequency"], dtype=float)
     mags = np.array([np.asarray(e["spectrum"]["magnitude"], dtype=float) for e in rows])
     step = freq[1] - freq[0] if freq.size > 1 else 0.5
-    image = ax.imshow(mags, cmap="magma", aspect="auto", vmin=MAGNITUDE_RANGE[0],
-                      vmax=MAGNITUDE_RANGE[1], interpolation="nearest",
+    image = ax.imshow(np.clip(mags, *MAGNITUDE_RANGE), cmap="magma", aspect="auto",
+                      norm=magnitude_norm(), interpolation="nearest",
                       extent=(freq[0] - step / 2, freq[-1] + step / 2, len(rows) - 0.5, -0.5))
     for v in (0.1, 0.2, 0.3, 0.4, 0.5):
         ax.axvline(v, color="white", lw=0.5, ls=":", alpha=0.6)
@@ -103,5 +103,5 @@ def plot_layers(entries: Sequence[dict[str, Any]], paths: Sequence[str | Path] |
         fig.colorbar(image, ax=left, fraction=0.05, pad=0.01)
         mesh = _spectra_panel(right, rows)
         right.set_title(f"{name}: Fourier magnitude / median per layer", fontsize=9)
-        fig.colorbar(mesh, ax=right, fraction=0.04, pad=0.01)
+        magnitude_colorbar(fig, mesh, right, fraction=0.04, pad=0.01)
     return save_figure(fig, paths)
