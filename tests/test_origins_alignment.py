@@ -46,6 +46,7 @@ def test_aligned_concepts_score_high_against_random_pairs():
     assert summary["null_euclid_mean"] < 0.25  # the few target words carry the offsets too
     assert summary["unmatched_euclid_mean_abs"] < 0.35
     assert summary["p_value_euclid"] < 0.02 and summary["p_value_causal"] < 0.02
+    assert summary["within_embed_mean"] > 0.5 and summary["within_unembed_mean"] > 0.5
     out = result.to_dict()
     assert out["scored"] and out["draws"] == 100 and len(out["cross_euclid"]) == 3
 

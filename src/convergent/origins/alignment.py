@@ -8,6 +8,8 @@ causal inner product (g -> Cov(g)^-1/2 g, e -> Cov(g)^1/2 e, as in the simulatio
 
 - ``matched``: cos(e-direction of concept i, g-direction of concept i);
 - ``cross`` [m, m]: cos(e-direction i, g-direction j), off the diagonal unrelated concepts;
+- ``within_embed`` / ``within_unembed``: each side's within-concept cosine (are the pair
+  differences parallel at all? without that there is no direction to align);
 - ``null``: the same cosine for random token pairs (as many as the concept has, drawn from
   the whole vocabulary), ``draws`` times. It measures what any two tokens' difference gives,
   i.e. token-level similarity of e and g (shared initialization, co-trained rows);
@@ -27,7 +29,12 @@ from typing import Any
 import numpy as np
 
 from convergent.errors import ConvergentError
-from convergent.origins.metrics import causal_whitening, mean_abs_offdiagonal, unit_rows
+from convergent.origins.metrics import (
+    causal_whitening,
+    mean_abs_offdiagonal,
+    unit_rows,
+    within_cosine,
+)
 from convergent.origins.real_lm import Pairs, concept_token_pairs
 
 DRAWS = 200
@@ -48,13 +55,17 @@ class AlignmentResult:
     cross_causal: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     null_euclid: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))  # [draws, m]
     null_causal: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    within_embed: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    within_unembed: np.ndarray = field(default_factory=lambda: np.zeros(0))
     seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, float | None]:
         if self.degenerate:
             return {}
-        out: dict[str, float | None] = {}
+        out: dict[str, float | None] = {
+            "within_embed_mean": float(np.mean(self.within_embed)),
+            "within_unembed_mean": float(np.mean(self.within_unembed))}
         for name, matched, cross, null in (
                 ("euclid", self.matched_euclid, self.cross_euclid, self.null_euclid),
                 ("causal", self.matched_causal, self.cross_causal, self.null_causal)):
@@ -81,6 +92,8 @@ class AlignmentResult:
                 "cross_causal": self.cross_causal.tolist(),
                 "null_euclid_mean": self.null_euclid.mean(axis=0).tolist(),
                 "null_causal_mean": self.null_causal.mean(axis=0).tolist(),
+                "within_embed": self.within_embed.tolist(),
+                "within_unembed": self.within_unembed.tolist(),
                 "draws": int(self.null_euclid.shape[0])}
 
 
@@ -129,7 +142,9 @@ def embedding_alignment(embedding: np.ndarray, unembedding: np.ndarray,
     return AlignmentResult(
         source, None, int(g.shape[1]), tuple(names), tuple(len(b) for b, _ in token_pairs),
         results["euclid"][0], results["causal"][0], results["euclid"][1],
-        results["causal"][1], results["euclid"][2], results["causal"][2], seed, info)
+        results["causal"][1], results["euclid"][2], results["causal"][2],
+        np.array([within_cosine(e[t] - e[b]) for b, t in token_pairs]),
+        np.array([within_cosine(g[t] - g[b]) for b, t in token_pairs]), seed, info)
 
 
 def _null_pairs(rng: np.random.Generator, pool: np.ndarray, k: int,
