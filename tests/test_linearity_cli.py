@@ -163,3 +163,35 @@ def test_identify_on_a_model_folder(tmp_path, capsys):
     assert rows["steering on f: change of log-odds"]["invariant"]
     assert (out / "identify.png").is_file()
     assert np.isfinite(rows["probe accuracy on f, whitened"]["value"])
+
+
+def test_lre_relations_read_in_their_templates_at_a_layer(tmp_path, capsys):
+    model, tok = tiny_lm(seed=2)
+    folder = tmp_path / "tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    data = tmp_path / "data" / "linguistic"
+    data.mkdir(parents=True)
+    for r, template in enumerate(["the {} is", "a {} of the"]):
+        (data / f"rel{r}.json").write_text(json.dumps({
+            "name": f"rel{r}", "prompt_templates": [template],
+            "samples": [{"subject": f"s{r}_{i}", "object": f"o{r}_{i}"} for i in range(6)],
+        }, indent=4))
+    out = tmp_path / "out"
+    assert main(["linearity", str(folder), "--pairs", str(tmp_path / "data"), "--site",
+                 "layer:1", "--prompt", "relation", "--out", str(out), "--folds", "3"]) == 0
+    result = json.loads((out / "linearity.json").read_text())
+    assert result["space"]["input"] == "layer.1:templates"
+    assert result["space"]["templates"] == {"rel0": ["the {} is"], "rel1": ["a {} of the"]}
+    assert [r["relation"] for r in result["relations"]] == ["rel0", "rel1"]
+    # a folder without templates, or a template without a slot: refused before the model loads
+    park = tmp_path / "word_pairs"
+    park.mkdir()
+    (park / "[s - o].txt").write_text("".join(f"s0_{i}\to0_{i}\n" for i in range(4)))
+    capsys.readouterr()
+    for extra, match in ((["--prompt", "relation"], "has no prompt templates"),
+                         (["--template", "no slot"], "template 'no slot' has no")):
+        code = main(["linearity", "hf:no-such-org/no-such-model", "--pairs", str(park),
+                     "--site", "layer.1", "--out", str(tmp_path / "o2"), *extra])
+        assert code == 2 and match in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
                    "mean of tokens")
     p.add_argument("--steer-layer", type=int, default=None,
                    help="models: also steer at the residual stream after block K")
+    p.add_argument("--prompt", choices=["relation"], default=None,
+                   help="models, with --site layer.K: read each subject inside its relation's "
+                   "own prompt_templates (LRE files) at its last token, as LRE does")
+    p.add_argument("--template", action="append", default=None,
+                   help="models, with --site layer.K: read subjects inside this template "
+                   "('{}' = the subject; repeat for several, states are averaged)")
     p.add_argument("--max-pairs", type=int, default=None,
                    help="keep at most this many pairs per relation (file order)")
     p.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
@@ -55,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from convergent.linearity.figures import plot_directions, plot_relations
     from convergent.linearity.open import is_word_vectors, open_target
     from convergent.linearity.pairs import check_min_pairs, load_pairs
-    from convergent.linearity.space import predictor_space, static_space
+    from convergent.linearity.space import parse_site, predictor_space, static_space
 
     if args.folds < 2:
         raise ConvergentError(f"--folds {args.folds}: need at least 2")
@@ -64,17 +70,33 @@ def run(args: argparse.Namespace) -> int:
         raise ConvergentError(f"--max-pairs {args.max_pairs}: below --min-pairs "
                               f"{args.min_pairs}, no relation could be kept")
     pairs = load_pairs(args.pairs, fmt=args.pairs_format)
+    contextual = args.prompt is not None or args.template is not None
+    if contextual:
+        from convergent.linearity.contexts import relation_templates
+
+        if not args.site.replace(":", ".").startswith("layer."):
+            raise ConvergentError("--prompt/--template read subjects at a layer: give "
+                                  "--site layer.K")
+        relation_templates(pairs, args.template)  # checked before the model loads
     target = open_target(args.source)
     steering = None
     if is_word_vectors(target):
-        if args.site != "final" or args.steer_layer is not None or args.tokens != "single":
+        if (args.site != "final" or args.steer_layer is not None or args.tokens != "single"
+                or contextual):
             raise ConvergentError(
-                f"{args.source}: word vectors have no sites, tokens or layers to steer"
+                f"{args.source}: word vectors have no sites, tokens, templates or layers "
+                "to steer"
             )
         space, report = static_space(target, pairs, args.min_pairs, args.max_pairs)
     else:
-        space, report = predictor_space(target, pairs, args.site, args.tokens, args.min_pairs,
-                                        args.max_pairs)
+        if contextual:
+            from convergent.linearity.contexts import context_space
+
+            space, report = context_space(target, pairs, parse_site(args.site, target),
+                                          args.template, args.min_pairs, args.max_pairs)
+        else:
+            space, report = predictor_space(target, pairs, args.site, args.tokens,
+                                            args.min_pairs, args.max_pairs)
         if args.steer_layer is not None:
             from convergent.linearity.steer import neutral_contexts, steering_layer
 

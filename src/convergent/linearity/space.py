@@ -129,7 +129,7 @@ def predictor_space(
     if tokens not in TOKEN_POLICIES:
         raise ConvergentError(f"--tokens {tokens}: expected one of {', '.join(TOKEN_POLICIES)}")
     check_min_pairs(min_pairs)
-    layer = _parse_site(site, predictor)
+    layer = parse_site(site, predictor)
     cache, reason = _token_reason(predictor, tokens)
     rule = {"single": "single-token words (leading space)",
             "last": "any tokenization; last token", "mean": "any tokenization; token mean"}
@@ -176,7 +176,9 @@ def reparameterized_space(space: RelationSpace, reparam: Reparameterization) -> 
                    reference_g=g_all, reference_f=reparam.apply_f(space.reference_f))
 
 
-def _parse_site(site: str, predictor: Predictor) -> int | None:
+def parse_site(site: str, predictor: Predictor) -> int | None:
+    """The layer of ``layer.K`` (or ``layer:K``), None for 'final'/'unembed'; raises if the
+    predictor has no such layer."""
     if site in ("final", "unembed"):
         return None
     name, _, num = site.replace(":", ".").partition(".")
