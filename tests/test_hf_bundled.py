@@ -7,6 +7,7 @@ the first run on a machine pays about half a minute for it, later runs load the 
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,6 +74,12 @@ def test_smollm2_digits_and_final_norm(tmp_path):
     np.testing.assert_allclose(norm.values[labels_index(norm, 104)], hidden[-1][0, -1],
                                atol=1e-4)
     assert norm.meta["weights_sha256"] and norm.meta["single_token"]["single_token_bare"] == 0
+    # rows dequantized straight from the GGUF file equal the loaded model's rows
+    from convergent.sources.rows import GGUFStore
+
+    store = GGUFStore(Path(source.ref.location) / str(source.ref.gguf_file))
+    ids = [0, 17, 4000, 49151]
+    np.testing.assert_array_equal(store.rows("token_embd.weight", ids), weight[ids])
 
 
 def labels_index(rep, label):
