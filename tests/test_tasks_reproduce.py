@@ -118,3 +118,16 @@ def test_answer_option_selects_the_single_token_format(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         parser.parse_args(["--answer", "mod1000"])
     assert "'mod1000': choose one of whole, carry-mod" in capsys.readouterr().err
+
+
+def test_paper_preset_trains_single_token_runs_to_3b_tokens() -> None:
+    from convergent.tasks.cli_support import repro_config
+
+    parser = repro_parser()
+    paper = repro_config(parser.parse_args(["--preset", "paper"]))
+    single = paper.run_spec(paper.settings[2], 0).config
+    multi = paper.run_spec(paper.settings[0], 0).config
+    assert single.tokens == 3_000_000_000 and single.checkpoint_every == 150_000_000
+    assert multi.tokens == 20_000 * paper.batch_size * 12  # 9-digit: steps x tokens per step
+    steps = repro_config(parser.parse_args(["--preset", "paper", "--steps", "7"]))
+    assert steps.run_spec(steps.settings[2], 0).config.tokens == 7 * steps.batch_size * 5

@@ -13,6 +13,9 @@ from typing import Any
 TASKS = ("addition",)
 PRESETS = ("quick", "paper")
 ANSWER_ORDERS = ("lsb", "msb")
+# The paper's 3-digit budget: 3B tokens (Muon generalizes by ~0.4B, AdamW groks at 1.6-2B);
+# with the preset's 20 checkpoints, one every 0.15B.
+PAPER_SINGLE_TOKENS = 3_000_000_000
 ANSWER_HELP = ("addition: the answer format: 'whole' (the sum as one token, ids up to "
                "2*(10**chunk-1): the paper's single-token control) or 'carry-mod' (a carry "
                "token, then each chunk (a_i + b_i + carry_i) mod 10**chunk)")
@@ -201,7 +204,9 @@ def repro_config(args: argparse.Namespace):
     if args.preset == "paper":  # the models and batches of reproduce --preset paper
         base = replace(base, model=PAPER_ADDITION_MODEL, steps=20_000,
                        batch_size=PAPER_ADDITION_BATCH, lr=PAPER_ADDITION_LR, seeds=(0, 1, 2),
-                       checkpoints=20)
+                       checkpoints=20, single_tokens=PAPER_SINGLE_TOKENS)
+    if args.steps is not None:  # --steps sets every run's length
+        base = replace(base, single_tokens=0)
     model = base.model
     if args.d_model or args.layers:
         model = replace(model, d_model=args.d_model or model.d_model,

@@ -113,6 +113,7 @@ class ReproConfig:
     workers: int = 2
     settings: tuple[Setting, ...] = SETTINGS
     reverse: bool = False
+    single_tokens: int = 0  # > 0: single-token runs train this many tokens instead of steps
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.checkpoints < 1 or self.workers < 1:
@@ -131,6 +132,8 @@ class ReproConfig:
                             answer=setting.task_answer)
         per_step = self.batch_size * (task.seq_len - 1)
         tokens = self.steps * per_step
+        if setting.role == "single" and self.single_tokens > 0:
+            tokens = self.single_tokens
         config = TrainConfig(
             arch="transformer", model=self.model, optimizer=setting.optimizer, lr=self.lr,
             weight_decay=self.weight_decay, batch_size=self.batch_size, tokens=tokens,
