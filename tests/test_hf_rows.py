@@ -254,9 +254,12 @@ def test_hub_word_vectors_file_zip(tmp_path, monkeypatch):
 
 
 def test_universality_spec_names_the_papers_models():
+    from convergent.cli import main
     from convergent.experiments.spec import load_spec
 
-    spec = load_spec(Path(__file__).parents[1] / "specs" / "universality.toml")
+    path = Path(__file__).parents[1] / "specs" / "universality.toml"
+    assert main(["run", str(path), "--dry-run"]) == 0
+    spec = load_spec(path)
     assert len(spec.sources) == 11
     assert spec.analyses["universality"].settings["sites"] == ["embed"]
     for name, entry in spec.sources.items():
