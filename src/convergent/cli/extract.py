@@ -32,7 +32,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--batch-size", type=int, help="contexts per forward pass (default 32)")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
                         help="storage dtype of the captured states (default float32)")
-    parser.add_argument("--device", help="cpu (default), cuda, cuda:1, mps")
+    parser.add_argument("--model-dtype", choices=["auto", "float32", "bfloat16", "float16"],
+                        help="the weights' dtype (default float32 on CPU, the checkpoint's "
+                        "on GPUs)")
+    parser.add_argument("--device", help="cpu (default), cuda, cuda:1, mps, or auto "
+                        "(device_map='auto' over all GPUs)")
     parser.add_argument("--revision", help="hub revision (branch, tag or commit)")
     parser.add_argument("--gguf-file", help="GGUF file name inside a model folder")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
@@ -61,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         "templates": args.templates, "pooling": args.pooling, "batch_size": args.batch_size,
         "dtype": args.dtype, "device": args.device, "revision": args.revision,
         "gguf_file": args.gguf_file, "trust_remote_code": args.trust_remote_code,
+        "model_dtype": args.model_dtype,
     }
     source = open_source(args.source, **options)
     if not hasattr(source, "extract"):

@@ -11,6 +11,7 @@ MODEL_OPTIONS = (
     "pooling",
     "batch_size",
     "dtype",
+    "model_dtype",
     "device",
     "revision",
     "trust_remote_code",
@@ -29,7 +30,9 @@ def register(subparsers: Any) -> None:
         nargs="+",
         metavar="SOURCE",
         help="bundled name (glove-6b-50d, smollm2-135m, minilm-l6), word-vector "
-        "file, matrix:PATH, run:DIR[@step], cache:DIR, Hugging Face folder or id",
+        "file, matrix:PATH, run:DIR[@step], cache:DIR, Hugging Face folder or id, "
+        "tokens:X or cooc:X (the number-token counts or co-occurrence rows of a run's, a "
+        "prepared folder's or a corpus's token stream)",
     )
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
@@ -77,7 +80,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--dtype", default=None, help="model sources: float32 (default) or bfloat16")
-    p.add_argument("--device", default=None, help="model sources: cpu (default), cuda, mps")
+    p.add_argument("--model-dtype", default=None,
+                   choices=["auto", "float32", "bfloat16", "float16"],
+                   help="model sources: the weights' dtype (default float32 on CPU, the "
+                   "checkpoint's on GPUs)")
+    p.add_argument("--device", default=None,
+                   help="model sources: cpu (default), cuda, cuda:1, mps, or auto "
+                   "(device_map='auto' over all GPUs)")
     p.add_argument("--revision", default=None, help="hub sources: a revision or commit")
     p.add_argument("--trust-remote-code", action="store_true", default=None)
     p.add_argument(

@@ -180,7 +180,7 @@ class Engine:
     def _hook(site: str, captured: dict[str, Any], stop: bool) -> Any:
         def hook(module: Any, inputs: Any, output: Any) -> None:
             hidden = output[0] if isinstance(output, tuple | list) else output
-            weights = captured["weights"].to(hidden.dtype)
+            weights = captured["weights"].to(device=hidden.device, dtype=hidden.dtype)
             pooled = (weights.unsqueeze(1) @ hidden).squeeze(1)
             captured[site] = pooled.float().cpu()
             if stop:
@@ -213,4 +213,4 @@ def _cast(tensor: Any, dtype: str) -> Any:
     """A contiguous CPU tensor in the storage dtype."""
     import torch
 
-    return tensor.to(getattr(torch, dtype)).contiguous()
+    return tensor.to(device="cpu", dtype=getattr(torch, dtype)).contiguous()
