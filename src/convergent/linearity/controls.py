@@ -8,7 +8,7 @@
 - :func:`compare_steering`: the causal-dual direction lambda_W = Cov(gamma)^-1 gamma_W (Park's
   intervention on f(x)) beside the toolkit's estimator, the mean of f(o) - f(s), and a random
   direction, all at the same norm, with the change of log-odds and logits of the concept's
-  words (target) and the other concepts' words (off-target), through the real model.
+  words (target) and the other concepts' words (off-target), from the model's own logits.
 
 Directions use the unembedding rows ``gamma``: with W = Cov(gamma)^-1/2 and m the mean
 difference gamma(o) - gamma(s), the unembedding direction is gamma_W = m / ||W m|| (unit under
@@ -133,7 +133,8 @@ def compare_steering(
     predictor: Any, space: RelationSpace, causal: InnerProduct, contexts: Sequence[Context],
     seed: int = 0,
 ) -> dict[str, InterventionStats]:
-    """Add each direction at f(x) (``steered_logits(contexts, None, v)``) of ``contexts``.
+    """Add each direction to f(x) of ``contexts``: the logits move by exactly G v (what
+    ``steered_logits(contexts, None, v)`` computes through the model, one pass less).
 
     Needs a space at site 'final' (f = the unembedding input of BOS + word). Per concept the
     pairs are split in halves: directions from the first, effects on the second. Our
@@ -144,6 +145,7 @@ def compare_steering(
     rng = np.random.default_rng(seed)
     tokens = space.tokens
     base = predictor.logits(contexts)
+    g_all = predictor.g()
     base_lp = log_softmax(base)
     splits, vectors = {}, {}
     for rel, ps in space.pairs.relations.items():
@@ -162,7 +164,7 @@ def compare_steering(
            for rel, ps in space.pairs.relations.items()}
 
     def effects(rel: str, v: np.ndarray) -> EffectStats:
-        logits = predictor.steered_logits(contexts, None, v)
+        logits = base + g_all @ v  # exact: f -> f + v adds G v (see steered_logits)
         dl, dlp = logits - base, log_softmax(logits) - base_lp
         s, o = ids[rel][0][splits[rel]], ids[rel][1][splits[rel]]
         others = [r for r in ids if r != rel]
