@@ -103,3 +103,18 @@ def test_a_run_folder_gives_its_untied_embedding_and_unembedding(tmp_path, monke
              "b": [(words[4], words[5]), (words[6], words[7])]}
     result = embedding_alignment(e, g, tokens, pairs, tied=tied, draws=10)
     assert not result.degenerate and result.concepts == ("a", "b")
+
+
+@pytest.mark.slow
+def test_a_word2vec_run_gives_its_word_and_context_vectors(tmp_path, monkeypatch):
+    from convergent.train import EmbeddingConfig, TrainConfig, train
+
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+    corpus = make_corpus(tmp_path / "text.jsonl", docs=20)
+    config = TrainConfig(arch="word2vec", corpus=corpus, tokenizer="word", vocab_size=300,
+                         embedding=EmbeddingConfig(dim=8, window=2, min_count=1, epochs=1,
+                                                   workers=1))
+    train(config, tmp_path / "w2v", progress=False)
+    e, g, tokens, _, tied = open_embeddings(str(tmp_path / "w2v"))
+    assert not tied and e.shape == g.shape == (len(tokens), 8) and not np.array_equal(e, g)
+    assert {"year", "tax", "people"} <= set(tokens)

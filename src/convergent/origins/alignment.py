@@ -158,7 +158,8 @@ def _null_pairs(rng: np.random.Generator, pool: np.ndarray, k: int,
 
 
 def open_embeddings(spec: str) -> tuple[np.ndarray, np.ndarray, list[str], str, bool]:
-    """(embedding, unembedding, token strings, name, tied) of a run folder or an HF model."""
+    """(embedding, unembedding, token strings, name, tied) of a run folder (neural, or
+    word2vec/PPMI: word and context vectors) or an HF model."""
     from convergent.sources import open_source
     from convergent.sources.hf import HFSource
     from convergent.sources.trained import RunSource
@@ -181,19 +182,19 @@ def open_embeddings(spec: str) -> tuple[np.ndarray, np.ndarray, list[str], str, 
 
 
 def _run_embeddings(run: Any) -> tuple[np.ndarray, np.ndarray, list[str], str, bool]:
+    """A neural run's ``embed``/``head`` weights, or a word2vec/PPMI run's word (``embed``)
+    and context (``unembed``) vectors, with the token string of every row."""
     from safetensors.numpy import load_file
 
-    file = Path(run.chosen.path) / "model.safetensors"
-    if not file.is_file():
-        raise ConvergentError(f"{run.run_dir}: {file.name} not found (word2vec and PPMI "
-                              "runs have no unembedding)")
-    tensors = load_file(str(file))
+    folder = Path(run.chosen.path)
+    vocab = {index: token for token, index in run.tokenizer.get_vocab().items()}
+    if (folder / "vectors.safetensors").is_file():  # skip-gram / PPMI: word and context sides
+        tensors = load_file(str(folder / "vectors.safetensors"))
+        tokens = [vocab.get(int(t), "") for t in tensors["token_ids"]]
+        return (tensors["embed"].astype(np.float32), tensors["unembed"].astype(np.float32),
+                tokens, run.name, False)
+    tensors = load_file(str(folder / "model.safetensors"))
     tied = bool(run.config.get("model", {}).get("tie_embeddings", False))
     e = tensors["embed.weight"].astype(np.float32)
     g = tensors.get("head.weight", tensors["embed.weight"]).astype(np.float32)
-    vocab = run.tokenizer.get_vocab()
-    tokens = [""] * g.shape[0]
-    for token, index in vocab.items():
-        if index < len(tokens):
-            tokens[index] = token
-    return e, g, tokens, run.name, tied
+    return e, g, [vocab.get(i, "") for i in range(g.shape[0])], run.name, tied
