@@ -1,11 +1,12 @@
 """Drill: kill -9 a verb at a random point, resume it, compare with an uninterrupted run.
 
 For each verb (``train``, ``extract``, ``run``, ``reproduce``): run the command once
-uninterrupted (the reference, which also gives its duration), run it again into a fresh
-folder and send SIGKILL to the main process at a random time in 20-80 % of that duration
-(its workers are left to die by themselves, as after the OOM killer or a cluster time
-limit), count the processes still alive 10 s later (orphans), rerun the same command to
-completion (refused if the folder were still held) and compare its outputs with the
+uninterrupted (the reference), run it again into a fresh folder and send SIGKILL to the
+main process at a random point of its progress (once the folder holds a random number of
+the reference's files, plus up to 1 s; its workers are left to die by themselves, as
+after the OOM killer or a cluster time limit), count the processes still alive 10 s
+later (orphans), rerun the same command to completion (refused if the folder were still
+held) and compare its outputs with the
 reference: every ``*.safetensors`` file (weights, optimizer state, extracted shards)
 bit for bit, and the results table's values (timings and hosts aside).
 
@@ -59,8 +60,8 @@ def commands(verb: str, out: Path, work: Path) -> list[str]:
                 "model.d_model=64", "--set", "model.n_layers=2", "--threads", "1",
                 "--out", str(out), "--no-progress"]
     if verb == "extract":
-        return [BIN, "extract", "minilm-l6", "--site", "layer:all", "--numbers", "0:3000",
-                "--shard-size", "250", "--batch-size", "16", "--out", str(out)]
+        return [BIN, "extract", "minilm-l6", "--site", "layer:all", "--numbers", "0:600",
+                "--shard-size", "50", "--batch-size", "16", "--out", str(out)]
     if verb == "run":
         spec = work / "drill.toml"
         spec.write_text(SPEC.format(tokens=60_000, every=15_000))
@@ -76,23 +77,36 @@ def run_to_end(command: list[str]) -> tuple[int, float, str]:
     return done.returncode, time.monotonic() - started, done.stderr.strip()[-300:]
 
 
-def killed_at(command: list[str], after: float) -> tuple[int, int]:
-    """Start ``command``, SIGKILL its main process after ``after`` s; (children, orphans)."""
+def files_in(folder: Path) -> int:
+    return sum(1 for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def killed_at(command: list[str], out: Path, files: int, delay: float) -> dict[str, object]:
+    """Start ``command``; once ``out`` holds ``files`` files, wait ``delay`` s and SIGKILL
+    its main process. Returns when and what was seen: children and orphans left 10 s on."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.monotonic() + after
+    started = time.monotonic()
     children: set[int] = set()
-    while time.monotonic() < deadline and process.poll() is None:
+    deadline = None
+    while process.poll() is None:
         children |= descendants(process.pid)  # workers come and go: keep every one seen
-        time.sleep(0.2)
-    children |= descendants(process.pid)
-    os.kill(process.pid, signal.SIGKILL)
+        if deadline is None and files_in(out) >= files:
+            deadline = time.monotonic() + delay
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    seen = {"killed_after_s": round(time.monotonic() - started, 1), "files_then": files_in(out)}
+    try:
+        os.kill(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return {**seen, "killed": False, "children_seen": len(children), "orphans": 0}
     process.wait()
     time.sleep(10.0)
     orphans = [p for p in children if alive(p)]
     for pid in orphans:  # clean up what the drill found, then report it
         os.kill(pid, signal.SIGKILL)
-    return len(children), len(orphans)
+    return {**seen, "killed": True, "children_seen": len(children), "orphans": len(orphans)}
 
 
 def tensors_equal(reference: Path, resumed: Path) -> tuple[int, list[str]]:
@@ -139,17 +153,17 @@ def drill(verb: str, work: Path, rng: random.Random) -> dict[str, object]:
     code, seconds, err = run_to_end(commands(verb, reference, folder))
     if code:
         return {"verb": verb, "error": f"reference run failed ({code}): {err}"}
-    after = round(rng.uniform(0.2, 0.8) * seconds, 1)
-    children, orphans = killed_at(commands(verb, resumed, folder), after)
+    total = files_in(reference)
+    target = rng.randint(1, max(1, total - 1))  # a random point of the run's progress
+    kill = killed_at(commands(verb, resumed, folder), resumed, target, rng.uniform(0, 1))
     code, resume_seconds, err = run_to_end(commands(verb, resumed, folder))
     compared, differ = tensors_equal(reference, resumed)
-    return {"verb": verb, "reference_s": round(seconds, 1), "killed_after_s": after,
-            "children_seen": children, "orphans": orphans, "resume_exit": code,
+    table = tables_equal(reference, resumed)
+    return {"verb": verb, "reference_s": round(seconds, 1), "reference_files": total,
+            "kill_at_files": target, **kill, "resume_exit": code,
             "resume_s": round(resume_seconds, 1), "resume_error": err if code else "",
-            "safetensors_compared": compared, "differ": differ,
-            "table_equal": tables_equal(reference, resumed),
-            "identical": code == 0 and not differ and compared > 0
-            and tables_equal(reference, resumed) is not False}
+            "safetensors_compared": compared, "differ": differ, "table_equal": table,
+            "identical": code == 0 and not differ and compared > 0 and table is not False}
 
 
 def main() -> None:
@@ -167,12 +181,13 @@ def main() -> None:
             row = drill(verb.strip(), args.work, rng)
             rows.append(row)
             print(json.dumps(row), flush=True)
-    print("\n| verb | killed after | children | orphans | resume exit | identical |")
+    print("\n| verb | killed after (files) | children | orphans | resume exit | identical |")
     print("|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['verb']} | {row.get('killed_after_s')} s of {row.get('reference_s')} s "
-              f"| {row.get('children_seen')} | {row.get('orphans')} | {row.get('resume_exit')} "
-              f"| {row.get('identical', row.get('error'))} |")
+        print(f"| {row['verb']} | {row.get('killed_after_s')} s ({row.get('files_then')} of "
+              f"{row.get('reference_files')}) | {row.get('children_seen')} | "
+              f"{row.get('orphans')} | {row.get('resume_exit')} | "
+              f"{row.get('identical', row.get('error'))} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 
