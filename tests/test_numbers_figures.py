@@ -45,7 +45,7 @@ def test_eigenvalue_blocks_hold_every_period_and_leave_missing_ones_empty():
 
 def test_numbers_figure_and_peak_lines(tmp_path):
     entries = _entries()
-    written = plot_numbers(entries, [tmp_path / "n.png", tmp_path / "n.svg"])
+    written = plot_numbers(entries, [tmp_path / "n.png"])
     assert all(p.stat().st_size > 10_000 for p in written)
     lines = peak_lines(entries)
     assert lines[0].split()[1] == "0.200" and "T=5" in lines[0]

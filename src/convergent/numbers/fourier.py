@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 
@@ -104,6 +105,7 @@ def trend_size(n: int, cutoff: float) -> int:
     return max(1, min(n - 1, int(np.ceil(2 * n * cutoff - 1e-9))))
 
 
+@lru_cache(maxsize=8)
 def trend_basis(n: int, cutoff: float) -> np.ndarray:
     """Orthonormal [n, K + 3]: the K lowest DCT-II functions and Legendre polynomials 1..3.
 
@@ -116,6 +118,7 @@ def trend_basis(n: int, cutoff: float) -> np.ndarray:
     x = np.linspace(-1.0, 1.0, n)
     polynomials = np.polynomial.legendre.legvander(x, min(3, n - k - 1))[:, 1:]
     q, _ = np.linalg.qr(np.hstack([cosines, polynomials]))
+    q.setflags(write=False)  # cached: shared by every caller
     return q
 
 
