@@ -159,11 +159,11 @@ def test_dry_run_of_a_gpu_spec_prints_devices_and_writes_nothing(tmp_path, capsy
 def test_dry_run_of_the_quick_preset(capsys):
     assert main(["reproduce", "--preset", "quick", "--dry-run", "--gpus", "0"]) == 0
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("plan quick: 29 jobs, placed for no visible GPU(s)")
+    assert printed[0].startswith("plan quick: 31 jobs, placed for no visible GPU(s)")
     rows = {line.split()[1]: line.split() for line in printed[2:-1]}
     assert rows["muon/transformer"][:5] == ["train", "muon/transformer", "1", "CPU", "400.0k"]
     assert rows["dynamics/transformer"][-3:] == ["-", "-", "-"]
-    assert printed[-1] == "total: 0 GPU job(s) (0 GPUs asked for), 29 CPU job(s)"
+    assert printed[-1] == "total: 0 GPU job(s) (0 GPUs asked for), 31 CPU job(s)"
     assert main(["reproduce", "--preset", "quick", "--dry-run", "--gpus", "8"]) == 0
     rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines()[2:-1]}
     assert "1 x GPU" in rows["muon/transformer"] and "1 CPU" in rows["classical/ppmi"]
