@@ -7,12 +7,13 @@ from convergent.numbers.analysis import (
     analyze_representation,
 )
 from convergent.numbers.fisher import FisherResult, scatter_matrices
-from convergent.numbers.fourier import Spectrum
+from convergent.numbers.fourier import Peak, Spectrum
 from convergent.numbers.probe import ProbeResult, probe_moduli
 
 __all__ = [
     "FisherResult",
     "NumberAnalysis",
+    "Peak",
     "PeriodResult",
     "ProbeResult",
     "Spectrum",
