@@ -49,6 +49,9 @@ def test_aligned_concepts_score_high_against_random_pairs():
     assert summary["within_embed_mean"] > 0.5 and summary["within_unembed_mean"] > 0.5
     out = result.to_dict()
     assert out["scored"] and out["draws"] == 100 and len(out["cross_euclid"]) == 3
+    words = embedding_alignment(e, g, tokens, pairs, draws=50, null_pool="concept-words")
+    assert words.meta["null_pool"] == "concept-words"  # the pairs' own words carry offsets
+    assert words.summary()["null_euclid_mean"] > summary["null_euclid_mean"]
 
 
 def test_unrelated_concept_offsets_are_not_aligned():
@@ -77,6 +80,8 @@ def test_a_tied_model_is_degenerate_and_not_scored():
 
 def test_bad_input():
     e, g, tokens, pairs = _planted(aligned=True)
+    with pytest.raises(ConvergentError, match="choose one of vocabulary, concept-words"):
+        embedding_alignment(e, g, tokens, pairs, null_pool="words")
     with pytest.raises(ConvergentError, match="same space"):
         embedding_alignment(e[:, :4], g, tokens, pairs)
     with pytest.raises(ConvergentError, match="fewer than two concepts"):

@@ -11,8 +11,10 @@ causal inner product (g -> Cov(g)^-1/2 g, e -> Cov(g)^1/2 e, as in the simulatio
 - ``within_embed`` / ``within_unembed``: each side's within-concept cosine (are the pair
   differences parallel at all? without that there is no direction to align);
 - ``null``: the same cosine for random token pairs (as many as the concept has, drawn from
-  the whole vocabulary), ``draws`` times. It measures what any two tokens' difference gives,
-  i.e. token-level similarity of e and g (shared initialization, co-trained rows);
+  the whole vocabulary, or with ``null_pool="concept-words"`` from the words of the kept
+  pairs, which matches their frequency), ``draws`` times. It measures what any two tokens'
+  difference gives, i.e. token-level similarity of e and g or a global linear relation
+  between them (shared initialization, co-trained rows);
   ``p_value`` is the share of draws whose mean over concepts reaches the matched mean.
 
 A model whose unembedding *is* its embedding (tied weights, SmolLM2) has every matched
@@ -38,6 +40,7 @@ from convergent.origins.metrics import (
 from convergent.origins.real_lm import Pairs, concept_token_pairs
 
 DRAWS = 200
+NULL_POOLS = ("vocabulary", "concept-words")
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,6 +108,7 @@ def _directions(rows: np.ndarray, base: np.ndarray, target: np.ndarray) -> np.nd
 def embedding_alignment(embedding: np.ndarray, unembedding: np.ndarray,
                         token_strings: list[str], pairs: Pairs, *, source: str = "lm",
                         tied: bool | None = None, draws: int = DRAWS, seed: int = 0,
+                        null_pool: str = "vocabulary",
                         meta: Mapping[str, Any] | None = None) -> AlignmentResult:
     """Alignment of each concept's embedding and unembedding directions (rows = tokens).
 
@@ -118,8 +122,11 @@ def embedding_alignment(embedding: np.ndarray, unembedding: np.ndarray,
             f"[{len(token_strings)} tokens, d] in the same space")
     if draws < 1:
         raise ConvergentError(f"draws {draws}: need at least one null draw")
+    if null_pool not in NULL_POOLS:
+        raise ConvergentError(f"null_pool {null_pool!r}: choose one of {', '.join(NULL_POOLS)}")
     tied = bool(np.array_equal(e, g)) if tied is None else tied
-    info = {"tied": tied, "vocabulary_size": int(g.shape[0]), **dict(meta or {})}
+    info = {"tied": tied, "vocabulary_size": int(g.shape[0]), "null_pool": null_pool,
+            **dict(meta or {})}
     if tied:
         return AlignmentResult(source, "tied embeddings: the unembedding is the embedding, so "
                                "every matched cosine is 1 by construction", int(g.shape[1]),
@@ -128,7 +135,8 @@ def embedding_alignment(embedding: np.ndarray, unembedding: np.ndarray,
     info.update(pairs_kept=kept, pairs_dropped=dropped)
     white = causal_whitening(g)
     spaces = {"euclid": (e, g), "causal": (white.embed(e), white.unembed(g))}
-    pool = np.arange(g.shape[0])
+    pool = np.arange(g.shape[0]) if null_pool == "vocabulary" else \
+        np.unique(np.concatenate([np.concatenate(p) for p in token_pairs]))
     rng = np.random.default_rng(seed)
     results: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     nulls = [_null_pairs(rng, pool, len(b), draws) for b, _ in token_pairs]
