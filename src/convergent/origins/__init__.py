@@ -5,7 +5,8 @@
 model with gd / sgd / adam / muon and measures, at checkpoints, within-concept parallelism,
 between-concept orthogonality (Euclidean and causal inner product), context/unembedding
 alignment and concept probes; ``lm_concept_geometry`` measures the same on a real LM's
-unembedding with concept word pairs. See docs/origins.md.
+unembedding with concept word pairs; ``embedding_alignment`` the alignment of matched
+concepts' embedding and unembedding directions on an untied model. See docs/origins.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ _EXPORTS = {
     "lm_concept_geometry": "convergent.origins.real_lm",
     "LMConceptResult": "convergent.origins.real_lm",
     "run_sweep": "convergent.origins.sweep",
+    "embedding_alignment": "convergent.origins.alignment",
+    "AlignmentResult": "convergent.origins.alignment",
 }
 
 __all__ = sorted(_EXPORTS)
