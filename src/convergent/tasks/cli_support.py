@@ -262,13 +262,14 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
 
 def print_summary(summary: dict[str, dict[str, Any]]) -> None:
     shown = ("2", "4", "5", "10", "3", "7")
-    print(f"{'setting':<24} {'test EM':>8} " + " ".join(f"{'k' + t:>6}" for t in shown)
-          + "   chance k2/k5/k10 (shuffled)   paper (2/4/5/10)")
+    width = max([24, *(len(label) for label in summary)])
+    print(f"{'setting':<{width}} {'test EM':>8} " + " ".join(f"{'k' + t:>6}" for t in shown)
+          + "   chance k2/k4/k5/k10 (shuffled)      paper (2/4/5/10)")
     for label, s in summary.items():
         kap = " ".join(f"{s['kappa'][t]['mean']:6.1f}" for t in shown)
         null = s.get("null_kappa")
         chance = "/".join(f"{null[t]['mean']:.0f}+-{null[t]['std']:.0f}" for t in
-                          ("2", "5", "10")) if null else "-"
+                          ("2", "4", "5", "10")) if null else "-"
         paper = "/".join(f"{s['paper_kappa'][t]:.0f}" for t in ("2", "4", "5", "10")) \
             if s["paper_kappa"] else "|kappa| <= 15"
-        print(f"{label:<24} {s['test_exact_match']['mean']:8.1f} {kap}   {chance:<28} {paper}")
+        print(f"{label:<{width}} {s['test_exact_match']['mean']:8.1f} {kap}   {chance:<35} {paper}")
