@@ -17,7 +17,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("source", metavar="SOURCE",
                    help="a causal LM (smollm2-135m, hf:ID_OR_DIR, a model folder) or run:DIR")
     p.add_argument("--pairs", default="google-analogy",
-                   help="google-analogy (default) or a TSV/JSONL pairs file")
+                   help="google-analogy (default), or a pairs file or folder in any format "
+                   "`convergent linearity` reads (TSV, Park, BATS, LRE JSON)")
+    p.add_argument("--pairs-format", default=None,
+                   choices=["tsv", "park", "bats", "lre", "contexts"],
+                   help="the pairs' format (default: detected from the file)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--samples", type=int, default=3, help="equivalent models (default 3)")
     p.add_argument("--condition", type=float, default=10.0,
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from convergent.linearity.open import is_word_vectors, open_target
     from convergent.linearity.pairs import load_pairs
 
-    pairs = load_pairs(args.pairs).require(getattr(args, 'min_pairs', 3))
+    pairs = load_pairs(args.pairs, fmt=args.pairs_format)  # small relations are dropped later
     target = open_target(args.source)
     if is_word_vectors(target):
         raise ConvergentError(

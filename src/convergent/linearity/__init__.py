@@ -18,6 +18,8 @@ _EXPORTS = {
     "load_pairs": "convergent.linearity.pairs",
     "google_analogy": "convergent.linearity.pairs",
     "read_pairs_file": "convergent.linearity.pairs",
+    "read_pairs": "convergent.linearity.readers",
+    "detect_format": "convergent.linearity.readers",
     "PairSet": "convergent.linearity.pairs",
     "static_space": "convergent.linearity.space",
     "predictor_space": "convergent.linearity.space",
