@@ -43,8 +43,11 @@ numbers = "0:100"
 permutations = 10
 [train.g]
 preset = "quick"
-set = {{ corpus = "lee", tokens = {tokens}, checkpoint_every = {every}, "model.d_model" = 64,
-        "model.n_layers" = 2 }}
+set.corpus = "lee"
+set.tokens = {tokens}
+set.checkpoint_every = {every}
+set."model.d_model" = 64
+set."model.n_layers" = 2
 grid = {{ seed = [0, 1] }}
 [analyses.a]
 sources = ["g"]
