@@ -141,3 +141,17 @@ def test_package_exports_the_identify_function_not_the_module():
     from convergent.linearity import identify as exported
 
     assert callable(exported) and exported is identify
+
+
+@pytest.mark.slow
+def test_every_verdict_matches_the_theory_on_smollm2():
+    """The bundled SmolLM2: with the probe fitted to convergence, "probe accuracy on f,
+    whitened" is invariant (a capped float32 fit moved it by 0.017: DEPENDS)."""
+    from convergent.linearity.open import open_target
+    from convergent.linearity.pairs import load_pairs
+
+    result = identify(open_target("smollm2-135m"), load_pairs("google-analogy"), samples=2)
+    assert result.complexity.diversity
+    for row in result.table:
+        assert row.invariant == row.expected.startswith("invariant"), (row.statistic,
+                                                                       row.max_abs_change)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,6 +21,7 @@ from convergent.linearity.results import (
     ProbeStats,
     SteeringStats,
 )
+from convergent.probing.logistic import LogisticSettings
 
 Arrays = Mapping[str, np.ndarray]
 
@@ -214,6 +216,13 @@ def relational_linearity(
     return out
 
 
+# The membership probe's fit: converged in float64 to a gradient norm of 1e-10, so that
+# its accuracy, which the theory calls invariant under the causal / whitened inner product,
+# is the same number for every distribution-equivalent model (a capped float32 L-BFGS
+# stopped at different points for rotated inputs and flipped held-out predictions).
+PROBE_SETTINGS = LogisticSettings(max_iter=2000, tolerance_grad=1e-10, float64=True)
+
+
 def _probe_accuracy(
     s: np.ndarray, o: np.ndarray, flip: np.ndarray, folds: int, c: float,
     rng: np.random.Generator, groups: Sequence[str] | None = None,
@@ -224,7 +233,7 @@ def _probe_accuracy(
     The probe is :func:`convergent.probing.held_out_predictions`; ``c`` is the binary
     logistic-regression C on features scaled to unit total variance, which is the shared
     multinomial probe's C = c / (2 d) on its unit-per-dimension scale."""
-    from convergent.probing import LogisticSettings, held_out_predictions
+    from convergent.probing import held_out_predictions
 
     n, d = s.shape
     first = np.where(flip[:, None], o, s)
@@ -235,7 +244,7 @@ def _probe_accuracy(
     labels = np.r_[np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64)]
     predicted = held_out_predictions(np.concatenate([first, second]), labels,
                                      np.r_[fold_of, fold_of],
-                                     LogisticSettings(C=c / (2 * d), max_iter=100))
+                                     replace(PROBE_SETTINGS, C=c / (2 * d)))
     return float(np.mean(predicted == labels))
 
 

@@ -29,6 +29,7 @@ class LogisticSettings:
     C: float = 1.0
     max_iter: int = 30
     tolerance_grad: float = 1e-5
+    float64: bool = False  # float64 arithmetic, for fits that must converge tightly
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -68,7 +69,8 @@ def cross_validated_predictions(
 
     features, variances = probe_coordinates(basis)
     n, r = features.shape
-    x = torch.from_numpy(np.hstack([features, np.ones((n, 1))])).to(torch.float32)
+    dtype = torch.float64 if settings.float64 else torch.float32
+    x = torch.from_numpy(np.hstack([features, np.ones((n, 1))])).to(dtype)
     blocks, precond, masks, targets = [], [], [], []
     start = 0
     for task in tasks:
@@ -82,9 +84,9 @@ def cross_validated_predictions(
         masks.append(torch.from_numpy(task.folds[:, None] != np.arange(k)[None, :]).float())
         targets.append(torch.nn.functional.one_hot(
             torch.from_numpy(task.labels.astype(np.int64)), t).float()[:, None, :])
-    p = torch.from_numpy(np.hstack(precond)).to(torch.float32)
-    v = torch.zeros((r + 1, start), dtype=torch.float32, requires_grad=True)
-    penalty = torch.ones((r + 1, 1), dtype=torch.float32)
+    p = torch.from_numpy(np.hstack(precond)).to(dtype)
+    v = torch.zeros((r + 1, start), dtype=dtype, requires_grad=True)
+    penalty = torch.ones((r + 1, 1), dtype=dtype)
     penalty[-1] = 0.0
     evaluations = 0
 
@@ -111,7 +113,7 @@ def cross_validated_predictions(
         max_iter=settings.max_iter,
         history_size=20,
         tolerance_grad=settings.tolerance_grad,
-        tolerance_change=1e-9,
+        tolerance_change=1e-15 if settings.float64 else 1e-9,
         line_search_fn="strong_wolfe",
     )
     # One thread: L-BFGS is dozens of small vector operations per step, which a second thread
