@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
             dynamics.extend(
                 _dynamics(spec, source, numbers, sites, args.contiguous, settings, memo)
             )
-        entries.extend(_analyse(source, numbers, sites, args.contiguous, settings, memo))
+        found = _analyse(source, numbers, sites, args.contiguous, settings, memo)
+        entries.extend(_with_paper(spec, source, entry) for entry in found)
     _write(args.out, entries, dynamics)
     _print_table(entries)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'numbers.png'}")
@@ -146,11 +147,13 @@ def _memo_path(memo: Path, rep: Any, settings: dict[str, Any]) -> Path:
     import json
 
     from convergent import __version__
+    from convergent.numbers.analysis import ANALYSIS_VERSION
     from convergent.provenance import array_hash
 
     key = json.dumps(
         [
             __version__,
+            ANALYSIS_VERSION,
             rep.source,
             rep.site,
             list(rep.labels[:1]) + list(rep.labels[-1:]),
@@ -225,7 +228,8 @@ def _dynamics(
                     "tokens": tokens,
                     "site": entry["site"],
                     "periods": {
-                        t: {"phi": p["phi"], "kappa": p["kappa"], "spike": p["spike"]}
+                        t: {"phi": p["phi"], "kappa": p["kappa"], "spike": p["spike"],
+                            "accuracy": p["accuracy"]}
                         for t, p in entry["periods"].items()
                     },
                 }
@@ -249,18 +253,19 @@ def _write(out: Path, entries: list[dict[str, Any]], dynamics: list[dict[str, An
     if dynamics:
         from convergent.report.dynamics import plot_dynamics
 
-        by_site: dict[str, list[dict[str, Any]]] = {}
+        by_run: dict[str, list[dict[str, Any]]] = {}
         for point in dynamics:
-            by_site.setdefault(f"{point['source']}:{point['site']}", []).append(point)
-        first = next(iter(by_site.values()))
-        plot_dynamics(first, [out / "dynamics.png", out / "dynamics.svg"])
+            by_run.setdefault(f"{point['source']} ({point['site']})", []).append(point)
+        for index, (label, points) in enumerate(by_run.items()):
+            stem = "dynamics" if len(by_run) == 1 else f"dynamics-{index + 1}"
+            plot_dynamics(points, [out / f"{stem}.png", out / f"{stem}.svg"], title=label)
     write_json_atomic(out / "results.json", payload)
 
 
 def _print_table(entries: list[dict[str, Any]]) -> None:
     shown = [t for t in ("2", "5", "10") if entries and t in entries[0]["periods"]]
     header = f"{'source':<28} {'numbers':>9} {'dim':>5} " + " ".join(
-        f"{'Phi_' + t:>9} {'spike':>6} {'kappa_' + t:>9}" for t in shown
+        f"{'Phi_' + t:>9} {'spike':>8} {'kappa_' + t + ' [95% CI]':>17}" for t in shown
     )
     print(header)
     for e in entries:
@@ -268,12 +273,35 @@ def _print_table(entries: list[dict[str, Any]]) -> None:
         cells = []
         for t in shown:
             p = e["periods"][t]
-            base = p.get("baseline_kappa")
-            kappa = f"{p['kappa']:.1f}" + ("*" if p.get("explained_by_tokens") else "")
-            cells.append(f"{p['phi']:>9.3g} {p['spike']:>6.1f} {kappa:>9}")
-            del base
+            spike = f"{p['spike']:.1f}{_stars(p.get('p_value'))}"
+            low, high = p.get("kappa_ci") or (float("nan"), float("nan"))
+            kappa = f"{p['kappa']:.1f} [{low:.0f},{high:.0f}]" + (
+                "+" if p.get("explained_by_tokens") else "")
+            cells.append(f"{p['phi']:>9.3g} {spike:>8} {kappa:>17}")
         span = f"{e['numbers'][0]}..{e['numbers'][1]}"
         print(f"{label[:28]:<28} {span:>9} {e['dim']:>5} " + " ".join(cells))
+    print("spike: Phi_T over its trend-preserving shuffled null; * p < 0.05, ** p < 0.01 "
+          "(one-sided permutation test)")
     if any(p.get("explained_by_tokens") for e in entries for p in e["periods"].values()):
-        print("* separable, and explained by the token-identity control "
+        print("+ separable, and explained by the token-identity control "
               "(baseline_kappa within 5 points)")
+    from convergent.report.numbers import peak_lines
+
+    print("strongest spectral peaks:")
+    print("\n".join(peak_lines(entries)))
+
+
+def _stars(p_value: float | None) -> str:
+    if p_value is None:
+        return ""
+    return "**" if p_value < 0.01 else "*" if p_value < 0.05 else ""
+
+
+def _with_paper(spec: str, source: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """``entry`` with the paper's published values for the same setting, where one exists."""
+    from convergent.reference.paper import compare, source_setting, train_setting
+
+    config = getattr(source, "config", None)
+    setting = train_setting(config) if isinstance(config, dict) and "arch" in config \
+        else source_setting(spec)
+    return {**entry, "paper": compare(entry["name"], setting, entry).to_dict()}

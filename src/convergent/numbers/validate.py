@@ -53,7 +53,7 @@ def check_values(values: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     duplicates, example, distinct = _duplicate_rows(arr)
     if distinct == 1:
         raise ConvergentError(f"{name}: all rows are identical; nothing to analyse")
-    if duplicates:
+    if duplicates and arr.shape[1] > 1:  # one column (token counts): ties are expected
         warnings.append(
             f"{name}: {duplicates} duplicate row(s) "
             f"(e.g. row {example} repeats: a shared last token, or an out-of-vocabulary "

@@ -16,8 +16,10 @@ from convergent.report.style import pyplot, save_figure
 HIGHLIGHT = (2, 5, 10)
 
 
-def plot_dynamics(points: Sequence[dict[str, Any]], paths: Sequence[str | Path]) -> list[Path]:
-    """``points``: dicts with ``tokens`` and ``periods`` {T: {phi, kappa[, accuracy]}}."""
+def plot_dynamics(points: Sequence[dict[str, Any]], paths: Sequence[str | Path],
+                  title: str | None = None) -> list[Path]:
+    """``points``: dicts with ``tokens`` and ``periods`` {T: {phi, kappa[, accuracy]}};
+    ``title`` names the run above the panels."""
     plt = pyplot()
     ordered = sorted(points, key=lambda p: p["tokens"])
     tokens = np.array([p["tokens"] for p in ordered], dtype=float)
@@ -25,6 +27,8 @@ def plot_dynamics(points: Sequence[dict[str, Any]], paths: Sequence[str | Path])
     with_accuracy = all("accuracy" in v for p in ordered for v in p["periods"].values())
     fig, axes = plt.subplots(1, 3 if with_accuracy else 2, figsize=(16 if with_accuracy else 11,
                              3.8), constrained_layout=True)
+    if title:
+        fig.suptitle(title)
     left, right = axes[0], axes[-1]
     for t in moduli:
         phi = [p["periods"][str(t)]["phi"] for p in ordered]

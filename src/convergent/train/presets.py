@@ -1,9 +1,10 @@
 """Named starting configs: ``quick`` (minutes on 2 CPU cores) and ``paper`` (GPU scale).
 
 ``quick`` is a tiny model on the bundled ~2.5M-word corpus: 400k tokens (about a tenth of
-one epoch; the same budget as ``reproduce --preset quick``) for neural models, 5 epochs for word2vec, the full corpus for PPMI. It shows the
-loss falling and the pipeline end to end; on so few tokens only frequent numbers (about
-0..99) are seen often enough to analyse (see docs/training.md).
+one epoch; the same budget as ``reproduce --preset quick``) for neural models, 5 epochs for
+word2vec, the full corpus for PPMI. It shows the loss falling and the pipeline end to end;
+on so few tokens only frequent numbers (about 0..99) are seen often enough to analyse (see
+docs/training.md).
 
 ``paper`` is the paper's scale (Fu et al. 2026): one epoch of FineWeb-Edu sample-10BT
 (~9.4B tokens; prepare it once with ``convergent data prepare``), context 1024, batch
