@@ -43,6 +43,17 @@ def _read_tensor(file: Path, names: Sequence[str]) -> tuple[str, np.ndarray] | N
     return None
 
 
+def run_name(run_dir: Path) -> str:
+    """The folder's name, or for a ``convergent run`` job (``jobs/<key>/run``) its label."""
+    job = run_dir.parent / "job.json"
+    if run_dir.name == "run" and job.is_file():
+        try:
+            return str(json.loads(job.read_text())["label"])
+        except (OSError, ValueError, KeyError):
+            pass
+    return run_dir.name
+
+
 @dataclass
 class CheckpointSource:
     """One checkpoint of a run (neural weights or classical vectors)."""
@@ -160,14 +171,14 @@ class RunSource:
             raise ConvergentError(f"{run_dir}: the run has no checkpoints yet")
         if step is None:
             self.chosen = self._all[-1]
-            self.name = run_dir.name
+            self.name = run_name(run_dir)
         else:
             match = [c for c in self._all if c.step == step]
             if not match:
                 steps = ", ".join(str(c.step) for c in self._all)
                 raise ConvergentError(f"{run_dir}: no checkpoint at step {step} (steps: {steps})")
             self.chosen = match[0]
-            self.name = f"{run_dir.name}@{step}"
+            self.name = f"{run_name(run_dir)}@{step}"
 
     def _source(self, info: Any, name: str) -> CheckpointSource:
         return CheckpointSource(name, info.path, info.step, info.tokens, self.config,
@@ -175,7 +186,7 @@ class RunSource:
 
     def checkpoints(self) -> list[tuple[int, int, Source]]:
         """(step, tokens seen, source) for every checkpoint, in training order."""
-        return [(c.step, c.tokens, self._source(c, f"{self.run_dir.name}@{c.step}"))
+        return [(c.step, c.tokens, self._source(c, f"{run_name(self.run_dir)}@{c.step}"))
                 for c in self._all]
 
     def number_representations(

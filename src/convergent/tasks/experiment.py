@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from convergent.errors import ConvergentError
+from convergent.locking import folder_lock
 from convergent.provenance import versions
 from convergent.tasks.addition import AdditionTask, check_answer_format
 from convergent.tasks.dataset import SplitConfig
@@ -247,7 +248,8 @@ def summarise_run(setting: Setting, seed: int, run_dir: Path) -> RunSummary:
         raise ConvergentError(f"{run_dir}: no evaluated checkpoint with number embeddings")
     dynamics = tuple(
         {"step": p["step"], "tokens": p["tokens"], "test": p["test"], "train": p["train"],
-         "periods": {t: {"phi": v["phi"], "kappa": v["kappa"], "spike": v["spike"]}
+         "periods": {t: {"phi": v["phi"], "kappa": v["kappa"], "spike": v["spike"],
+                         "accuracy": v.get("accuracy")}
                      for t, v in p["numbers"]["periods"].items()}}
         for p in points)
     return RunSummary(setting.label, seed, str(run_dir), points[-1], dynamics)
@@ -265,17 +267,35 @@ def reproduce_addition(out: str | Path, config: ReproConfig | None = None,
     work = [(config.run_spec(s, seed), str(d), 1) for s, seed, d in jobs]
     bar = tqdm(total=len(work), disable=not progress, unit="run", desc="addition runs",
                dynamic_ncols=True)
-    if config.workers == 1:
-        for item in work:
-            _train_one(item)
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=config.workers) as pool:
-            for _ in pool.map(_train_one, work):
+    with folder_lock(out, what="convergent reproduce addition"):
+        if config.workers == 1:
+            for item in work:
+                _train_one(item)
                 bar.update(1)
+        else:
+            _train_in_pool(work, config.workers, bar)
     bar.close()
     runs = tuple(summarise_run(s, seed, d) for s, seed, d in jobs)
     return AdditionReproduction(config, runs)
+
+
+def _train_in_pool(work: list[tuple[Any, str, int]], workers: int, bar: Any) -> None:
+    """The runs in a process pool whose workers die with this process; Ctrl-C stops them
+    at once (finished runs are kept: a rerun resumes the others)."""
+    import os
+
+    from convergent.experiments.lifetime import die_with_parent, stop_processes
+
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=die_with_parent,
+                               initargs=(os.getpid(),))
+    try:
+        for _ in pool.map(_train_one, work):
+            bar.update(1)
+    except BaseException:
+        stop_processes(list(pool._processes.values()))
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def with_changes(config: ReproConfig, **changes: Any) -> ReproConfig:

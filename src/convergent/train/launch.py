@@ -6,7 +6,8 @@ a task run, ``DIR/task.json``) and calls :func:`convergent.train.run.train` as o
 torchrun's process group. The launcher is torchrun itself (``torch.distributed.run``,
 ``--standalone``); this module only builds its command line and reports a failed rank in
 one line. The torchrun process is tied to this one: it receives SIGTERM if this process
-dies (Linux parent-death signal), and torchrun then stops its ranks.
+dies (Linux parent-death signal, :func:`convergent.experiments.lifetime.die_with_parent`),
+and torchrun then stops its ranks.
 
 Several nodes: run the same rank entry point under torchrun's rendezvous yourself, e.g.
 ``torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500
@@ -18,6 +19,8 @@ filesystem.
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from convergent.errors import ConvergentError
+from convergent.experiments.lifetime import die_with_parent
 
 RANK_ERROR = "convergent train (rank"
 FORWARDED = ("train ", "engine:", "memory", "convergent")
@@ -48,7 +52,8 @@ def launch_ranks(run_dir: Path, config: Any, progress: bool = True,
     if stop_after is not None:
         command += ["--stop-after", str(stop_after)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               preexec_fn=_die_with_parent)
+                               preexec_fn=functools.partial(die_with_parent, os.getpid(),
+                                                            signal.SIGTERM))
     tail: list[str] = []
     reader = threading.Thread(target=_relay, args=(process.stdout, tail, progress),
                               daemon=True)
@@ -65,16 +70,6 @@ def launch_ranks(run_dir: Path, config: Any, progress: bool = True,
         detail = ours[0].split("error: ", 1)[-1] if ours else " | ".join(tail[-8:])[-600:]
         raise ConvergentError(f"{run_dir}: {nproc} ranks failed (torchrun exit {code}): "
                               f"{detail}")
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the launching process dies (Linux; no-op elsewhere)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _relay(stream: Any, tail: list[str], progress: bool) -> None:
@@ -99,8 +94,6 @@ def _relay(stream: Any, tail: list[str], progress: bool) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """The entry point of each rank."""
-    import os
-
     import torch
 
     parser = argparse.ArgumentParser(description="one rank of a convergent training run")
