@@ -61,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{args.out}: {m['tokens']:,} tokens ({m['dtype']}) in {m['documents']:,} documents, "
           f"{len(m['shards'])} shard(s), tokenizer {m['tokenizer']['spec']} "
           f"({m['tokenizer']['size']:,} ids) [{seconds:.1f} s]")
-    print(f"next: convergent train --data {args.out} --corpus {args.corpus} "
-          f"--tokenizer {args.tokenizer} --set vocab_size={vocab_size} ...")
+    print(f"next: convergent train --data {args.out} --arch ARCH ... (corpus, tokenizer and "
+          "vocabulary come from the folder)")
     return 0
