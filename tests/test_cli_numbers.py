@@ -77,14 +77,19 @@ def test_a_rerun_resumes_from_finished_analyses(tmp_path):
     out = tmp_path / "out"
     argv = ["numbers", f"matrix:{tmp_path / 'a.npy'}", "--numbers", "0:100", "--out", str(out),
             "--permutations", "0", "--moduli", "2:4"]
-    assert main(argv) == 0
-    (kept,) = (out / ".partial").glob("*.json")
+    # an interrupted run (its second source fails) keeps the finished analysis beside --out
+    assert main([*argv[:2], f"matrix:{tmp_path / 'missing.npy'}", *argv[2:]]) == 2
+    assert not out.exists()
+    (kept,) = (tmp_path / "out.partial").glob("*.json")
     entry = json.loads(kept.read_text())
     entry["periods"]["2"]["kappa"] = 12.5  # marks the kept file: a rerun must read it
     kept.write_text(json.dumps(entry))
     assert main(argv) == 0
     assert json.loads((out / "results.json").read_text())["sources"][0]["periods"]["2"][
         "kappa"] == 12.5
+    assert not (tmp_path / "out.partial").exists()  # success removes the memo
+    assert {p.name for p in out.iterdir()} >= {"results.json", "numbers.png", "numbers.svg"}
+    assert not [p for p in out.iterdir() if p.name.endswith(".partial")]
     assert main([*argv, "--seed", "1"]) == 0  # other settings: analysed afresh
     assert json.loads((out / "results.json").read_text())["sources"][0]["periods"]["2"][
         "kappa"] > 50

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,6 +27,26 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary sibling folder of ``out`` to write files into; on success each
+    file moves into ``out`` (created if missing), on failure the sibling is removed, so a
+    failed verb leaves nothing new in ``out``."""
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                dir=target.parent))
+    try:
+        yield tmp
+        target.mkdir(parents=True, exist_ok=True)
+        for file in sorted(p for p in tmp.rglob("*") if p.is_file()):
+            dest = target / file.relative_to(tmp)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _umask() -> int:

@@ -13,11 +13,12 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
+from convergent.cli._checks import OneLineParser, join_negative_values
 from convergent.errors import ConvergentError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="convergent",
         description="Do different language models learn the same representations, and why?",
     )
@@ -44,7 +45,10 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(join_negative_values(sys.argv[1:] if argv is None else argv))
+    except SystemExit as stop:  # --help, --version, or a one-line usage error (exit 2)
+        return stop.code if isinstance(stop.code, int) else 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -53,9 +57,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConvergentError as err:
         print(f"convergent: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a file as --out, a read-only folder, a full disk: one line
+        print(f"convergent: error: {describe_os_error(err)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("convergent: interrupted; finished work is kept and resumes", file=sys.stderr)
         return 130
+
+
+def describe_os_error(err: OSError) -> str:
+    """One line naming the path and the system's reason (no traceback)."""
+    reason = err.strerror or str(err) or type(err).__name__
+    paths = [str(p) for p in (err.filename, err.filename2) if p is not None]
+    return f"{' -> '.join(paths)}: {reason}" if paths else reason
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import check_out, check_site_names, positive
 from convergent.errors import ConvergentError
 
 
@@ -29,7 +30,8 @@ def register(subparsers: Any) -> None:
                         "default: a documented set")
     parser.add_argument("--pooling", choices=["last", "mean"],
                         help="state at the item's last token (default) or mean over its tokens")
-    parser.add_argument("--batch-size", type=int, help="contexts per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=positive,
+                        help="contexts per forward pass (default 32)")
     parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"],
                         help="storage dtype of the captured states (default float32)")
     parser.add_argument("--model-dtype", choices=["auto", "float32", "bfloat16", "float16"],
@@ -41,7 +43,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--gguf-file", help="GGUF file name inside a model folder")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow the model's own Python code (off by default)")
-    parser.add_argument("--shard-size", type=int, default=256, help="items per shard file")
+    parser.add_argument("--shard-size", type=positive, default=256, help="items per shard file")
     parser.set_defaults(func=run)
 
 
@@ -59,8 +61,12 @@ def read_words(path: str) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from convergent.sources import open_source, parse_range
 
-    if args.shard_size < 1:
-        raise ConvergentError(f"--shard-size {args.shard_size}: must be at least 1")
+    check_site_names(args.site)
+    check_out(args.out)
+    if args.numbers is not None:  # items are checked before the model loads
+        kind, labels = "numbers", list(parse_range(args.numbers))
+    else:
+        kind, labels = "words", read_words(args.words)
     options = {
         "templates": args.templates, "pooling": args.pooling, "batch_size": args.batch_size,
         "dtype": args.dtype, "device": args.device, "revision": args.revision,
@@ -71,10 +77,6 @@ def run(args: argparse.Namespace) -> int:
     if not hasattr(source, "extract"):
         raise ConvergentError(f"{args.source}: extraction needs a Hugging Face model "
                               "(a folder, a .gguf file, a hub id, smollm2-135m or minilm-l6)")
-    if args.numbers is not None:
-        kind, labels = "numbers", list(parse_range(args.numbers))
-    else:
-        kind, labels = "words", read_words(args.words)
     folder, manifest = source.extract(labels, kind, args.site, out=args.out,
                                       shard_size=args.shard_size)
     plan = manifest["plan"]

@@ -7,6 +7,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import positive
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,12 +25,12 @@ def register(subparsers: Any) -> None:
                    choices=["tsv", "park", "bats", "lre", "contexts"],
                    help="the pairs' format (default: detected from the file)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--samples", type=int, default=3, help="equivalent models (default 3)")
+    p.add_argument("--samples", type=positive, default=3, help="equivalent models (default 3)")
     p.add_argument("--condition", type=float, default=10.0,
                    help="condition number of the random M (default 10)")
     p.add_argument("--null-scale", type=float, default=1.0,
                    help="size of the null-space components when diversity fails (0: none)")
-    p.add_argument("--max-pairs", type=int, default=None,
+    p.add_argument("--max-pairs", type=positive, default=None,
                    help="keep at most this many pairs per relation")
     p.add_argument("--tol", type=float, default=1e-6,
                    help="a statistic is invariant when it changes by at most this")
@@ -40,26 +42,33 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from convergent.errors import ConvergentError
-    from convergent.io import write_json_atomic
+    from convergent.io import staged_folder, write_json_atomic
     from convergent.linearity.figures import plot_identify
     from convergent.linearity.identify import identify
     from convergent.linearity.open import is_word_vectors, open_target
     from convergent.linearity.pairs import load_pairs
+    from convergent.locking import folder_lock
 
+    if not args.condition >= 1:
+        raise ConvergentError(f"--condition {args.condition}: a condition number is at least 1")
+    if not (args.tol >= 0 and args.rank_tol >= 0 and args.null_scale >= 0):
+        raise ConvergentError("--tol, --rank-tol and --null-scale must be >= 0")
     pairs = load_pairs(args.pairs, fmt=args.pairs_format)  # small relations are dropped later
-    target = open_target(args.source)
-    if is_word_vectors(target):
-        raise ConvergentError(
-            f"{args.source}: static word vectors have no unembedding or next-token "
-            "distribution, so identify does not apply; run `convergent linearity` (its "
-            "JSON lists which identifiability statements hold for word vectors)"
-        )
-    result = identify(target, pairs, samples=args.samples, seed=args.seed,
-                      condition=args.condition, null_scale=args.null_scale, tol=args.tol,
-                      rel_tol=args.rank_tol, max_pairs=args.max_pairs)
     out = args.out
-    write_json_atomic(out / "identify.json", result.to_dict())
-    plot_identify(result, [out / "identify.png", out / "identify.svg"])
+    with folder_lock(out, what="convergent identify"):
+        target = open_target(args.source)
+        if is_word_vectors(target):
+            raise ConvergentError(
+                f"{args.source}: static word vectors have no unembedding or next-token "
+                "distribution, so identify does not apply; run `convergent linearity` (its "
+                "JSON lists which identifiability statements hold for word vectors)"
+            )
+        result = identify(target, pairs, samples=args.samples, seed=args.seed,
+                          condition=args.condition, null_scale=args.null_scale, tol=args.tol,
+                          rel_tol=args.rank_tol, max_pairs=args.max_pairs)
+        with staged_folder(out) as stage:
+            write_json_atomic(stage / "identify.json", result.to_dict())
+            plot_identify(result, [stage / "identify.png", stage / "identify.svg"])
     c = result.complexity
     print(f"{result.source}: d={c.dim}, rank of pivoted unembedding {c.rank_unembedding}, "
           f"rank of contexts {c.rank_contexts} ({c.n_contexts} contexts); diversity "

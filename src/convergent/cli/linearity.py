@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import at_least, non_negative_float, positive
 from convergent.linearity.pairs import MIN_PAIRS
 from convergent.linearity.readers import FORMATS
 
@@ -35,7 +36,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tokens", choices=["single", "last", "mean"], default="single",
                    help="models: keep single-token words (default) or use the last token / "
                    "mean of tokens")
-    p.add_argument("--steer-layer", type=int, default=None,
+    p.add_argument("--steer-layer", type=at_least(0), default=None,
                    help="models: also steer at the residual stream after block K")
     p.add_argument("--prompt", choices=["relation"], default=None,
                    help="models, with --site layer.K: read each subject inside its relation's "
@@ -43,12 +44,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--template", action="append", default=None,
                    help="models, with --site layer.K: read subjects inside this template "
                    "('{}' = the subject; repeat for several, states are averaged)")
-    p.add_argument("--max-pairs", type=int, default=None,
+    p.add_argument("--max-pairs", type=positive, default=None,
                    help="keep at most this many pairs per relation (file order)")
     p.add_argument("--min-pairs", type=int, default=MIN_PAIRS,
                    help=f"drop relations with fewer pairs after filtering (default and "
                    f"least {MIN_PAIRS})")
-    p.add_argument("--alpha", type=float, default=0.1, help="relative ridge penalty (0.1)")
+    p.add_argument("--alpha", type=non_negative_float, default=0.1,
+                   help="relative ridge penalty (0.1)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
@@ -56,12 +58,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from convergent.errors import ConvergentError
-    from convergent.io import write_json_atomic
-    from convergent.linearity.analyze import analyze_linearity
-    from convergent.linearity.figures import plot_directions, plot_relations
-    from convergent.linearity.open import is_word_vectors, open_target
     from convergent.linearity.pairs import check_min_pairs, load_pairs
-    from convergent.linearity.space import parse_site, predictor_space, static_space
+    from convergent.locking import folder_lock
 
     if args.folds < 2:
         raise ConvergentError(f"--folds {args.folds}: need at least 2")
@@ -78,6 +76,18 @@ def run(args: argparse.Namespace) -> int:
             raise ConvergentError("--prompt/--template read subjects at a layer: give "
                                   "--site layer.K")
         relation_templates(pairs, args.template)  # checked before the model loads
+    with folder_lock(args.out, what="convergent linearity"):
+        return _run(args, pairs, contextual)
+
+
+def _run(args: argparse.Namespace, pairs: Any, contextual: bool) -> int:
+    from convergent.errors import ConvergentError
+    from convergent.io import staged_folder, write_json_atomic
+    from convergent.linearity.analyze import analyze_linearity
+    from convergent.linearity.figures import plot_directions, plot_relations
+    from convergent.linearity.open import is_word_vectors, open_target
+    from convergent.linearity.space import parse_site, predictor_space, static_space
+
     target = open_target(args.source)
     steering = None
     if is_word_vectors(target):
@@ -104,14 +114,16 @@ def run(args: argparse.Namespace) -> int:
                                       neutral_contexts(target), args.seed)
     print(f"{args.source}: {report.summary()}")
     result = analyze_linearity(space, report, args.seed, args.alpha, args.folds, steering)
-    out = args.out
-    write_json_atomic(out / "linearity.json", {**result.to_dict(), "summary": result.summary()})
-    plot_relations(result, [out / "linearity_relations.png", out / "linearity_relations.svg"])
-    plot_directions(result, [out / "linearity_directions.png",
-                             out / "linearity_directions.svg"])
+    with staged_folder(args.out) as out:
+        write_json_atomic(out / "linearity.json",
+                          {**result.to_dict(), "summary": result.summary()})
+        plot_relations(result, [out / "linearity_relations.png",
+                                out / "linearity_relations.svg"])
+        plot_directions(result, [out / "linearity_directions.png",
+                                 out / "linearity_directions.svg"])
     for key, vals in result.summary().items():
         print(f"  {key:10s} " + "  ".join(f"{k}={v:.3f}" for k, v in vals.items()))
     for note in result.identifiability:
         print(f"  identifiability: {note}")
-    print(f"wrote {out / 'linearity.json'}")
+    print(f"wrote {args.out / 'linearity.json'}")
     return 0

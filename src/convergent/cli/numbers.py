@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import at_least, non_negative, positive
+
 MODEL_OPTIONS = (
     "templates",
     "pooling",
@@ -37,8 +39,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument(
         "--numbers",
-        default="0:1000",
-        help="half-open range A:B of numbers (default 0:1000, i.e. 0..999)",
+        default=None,
+        help="half-open range A:B of numbers (default: a matrix's rows, or its --labels; "
+        "0:1000, i.e. 0..999, for other sources)",
     )
     p.add_argument(
         "--labels",
@@ -51,11 +54,12 @@ def register(subparsers: Any) -> None:
         help="if numbers are missing, use the longest contiguous range present",
     )
     p.add_argument("--moduli", default="2:11", help="half-open range of moduli (default 2:11)")
-    p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+    p.add_argument("--folds", type=at_least(2), default=5,
+                   help="cross-validation folds (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--permutations",
-        type=int,
+        type=non_negative,
         default=200,
         help="random orderings for the spike p-value (default 200; 0 skips)",
     )
@@ -78,7 +82,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="model sources: state at the number's last token (default) or mean",
     )
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--batch-size", type=positive, default=None)
     p.add_argument("--dtype", default=None, help="model sources: float32 (default) or bfloat16")
     p.add_argument("--model-dtype", default=None,
                    choices=["auto", "float32", "bfloat16", "float16"],
@@ -107,12 +111,19 @@ def _source_options(spec: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from convergent.cli._checks import check_site_names
     from convergent.errors import ConvergentError
+    from convergent.locking import folder_lock
     from convergent.sources import open_source, parse_range
 
-    numbers = parse_range(args.numbers)
+    given = parse_range(args.numbers) if args.numbers is not None else None
     moduli = list(parse_range(args.moduli, what="--moduli"))
+    if moduli[0] < 2:
+        raise ConvergentError(f"--moduli {args.moduli!r}: periods start at 2")
     sites = args.site or ["embed"]
+    check_site_names(sites)
     settings = {
         "moduli": moduli,
         "folds": args.folds,
@@ -126,19 +137,31 @@ def run(args: argparse.Namespace) -> int:
         raise ConvergentError("--labels applies only to matrix sources (matrix:PATH)")
     entries: list[dict[str, Any]] = []
     dynamics: list[dict[str, Any]] = []
-    memo = args.out / ".partial"  # one finished analysis per file: a rerun resumes
-    for spec in args.sources:
-        source = open_source(spec, **_source_options(spec, args))
-        if args.dynamics:
-            dynamics.extend(
-                _dynamics(spec, source, numbers, sites, args.contiguous, settings, memo)
-            )
-        found = _analyse(source, numbers, sites, args.contiguous, settings, memo)
-        entries.extend(_with_paper(spec, source, entry) for entry in found)
-    _write(args.out, entries, dynamics)
+    # one finished analysis per file, in a sibling of --out: a rerun resumes, success removes it
+    memo = args.out.parent / f"{args.out.name}.partial"
+    with folder_lock(args.out, what="convergent numbers"):
+        for spec in args.sources:
+            source = open_source(spec, **_source_options(spec, args))
+            numbers = given if given is not None else _default_numbers(source)
+            if args.dynamics:
+                dynamics.extend(
+                    _dynamics(spec, source, numbers, sites, args.contiguous, settings, memo)
+                )
+            found = _analyse(source, numbers, sites, args.contiguous, settings, memo)
+            entries.extend(_with_paper(spec, source, entry) for entry in found)
+        _write(args.out, entries, dynamics)
+        shutil.rmtree(memo, ignore_errors=True)
     _print_table(entries)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'numbers.png'}")
     return 0
+
+
+def _default_numbers(source: Any) -> range:
+    """A matrix's own labels (its rows, or --labels); 0..999 for every other source."""
+    labels = getattr(source, "labels", None)
+    if isinstance(labels, list) and labels:
+        return range(min(labels), max(labels) + 1)
+    return range(0, 1000)
 
 
 def _memo_path(memo: Path, rep: Any, settings: dict[str, Any]) -> Path:
@@ -178,12 +201,15 @@ def _analyse(
     import json
     import warnings
 
+    from tqdm import tqdm
+
     from convergent.io import write_json_atomic
     from convergent.numbers.analysis import analyze_representation
     from convergent.sources import require_numbers
 
     entries = []
-    for rep in source.number_representations(list(numbers), sites):
+    reps = source.number_representations(list(numbers), sites)
+    for rep in tqdm(reps, desc="sites", unit="site", disable=len(reps) < 2, leave=False):
         chosen = require_numbers(rep, numbers, contiguous=contiguous)
         if len(chosen.labels) < len(numbers):
             print(
@@ -238,13 +264,20 @@ def _dynamics(
 
 
 def _write(out: Path, entries: list[dict[str, Any]], dynamics: list[dict[str, Any]]) -> None:
+    from convergent.io import staged_folder
+
+    with staged_folder(out) as stage:
+        _write_files(stage, entries, dynamics)
+
+
+def _write_files(out: Path, entries: list[dict[str, Any]],
+                 dynamics: list[dict[str, Any]]) -> None:
     from convergent.io import write_json_atomic
     from convergent.report.numbers import plot_numbers
 
     payload: dict[str, Any] = {"sources": entries}
     if dynamics:
         payload["dynamics"] = dynamics
-    out.mkdir(parents=True, exist_ok=True)
     plot_numbers(entries, [out / "numbers.png", out / "numbers.svg"])
     if any(e["site"].startswith("layer.") for e in entries):
         from convergent.report.layers import plot_layers

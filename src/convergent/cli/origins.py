@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import non_negative_float, positive
 from convergent.errors import ConvergentError
 
 DEFAULT_LM = "smollm2-135m"
@@ -19,11 +20,13 @@ def register(subparsers: Any) -> None:
             "Train a next-token model on the latent-concept model of Jiang et al. (2024) and "
             "measure, over training, within-concept parallelism, between-concept orthogonality "
             "(Euclidean and causal inner product), embedding/unembedding alignment and concept "
-            "probes. Writes results.json and figures to --out. See docs/origins.md."
+            "probes. Writes results.json, weights.safetensors and evolution/cosines figures (PNG "
+            "and SVG) to --out; --sweep writes sweep.json and sweep.png/.svg. See "
+            "docs/origins.md."
         ),
     )
     sim = p.add_argument_group("simulation")
-    sim.add_argument("--concepts", type=int, default=None, help="number m of concepts (6)")
+    sim.add_argument("--concepts", type=positive, default=None, help="number m of concepts (6)")
     sim.add_argument(
         "--structure",
         default="independent",
@@ -43,35 +46,35 @@ def register(subparsers: Any) -> None:
     )
     sim.add_argument(
         "--noise",
-        type=float,
+        type=non_negative_float,
         default=0.1,
         help="probability a revealed value is shown flipped (default 0.1; 0 = "
         "contradicting tokens have probability 0)",
     )
     sim.add_argument(
         "--samples",
-        type=int,
+        type=positive,
         default=None,
         help="train on N simulated samples (default: the exact distribution)",
     )
     train = p.add_argument_group("training")
     train.add_argument("--model", choices=("loglinear", "neural"), default="loglinear")
-    train.add_argument("--dim", type=int, default=32, help="representation dimension d")
-    train.add_argument("--hidden", type=int, default=64, help="hidden width of --model neural")
+    train.add_argument("--dim", type=positive, default=32, help="representation dimension d")
+    train.add_argument("--hidden", type=positive, default=64, help="hidden width of --model neural")
     train.add_argument("--optimizer", choices=("gd", "sgd", "adam", "muon"), default="gd")
     train.add_argument(
         "--lr", type=float, default=None, help="learning rate (per-optimizer default)"
     )
     train.add_argument(
         "--batch-size",
-        type=int,
+        type=positive,
         default=None,
         help="minibatch size (default full batch; 512 for sgd)",
     )
-    train.add_argument("--steps", type=int, default=1000)
+    train.add_argument("--steps", type=positive, default=1000)
     train.add_argument("--init-scale", type=float, default=0.01)
     train.add_argument("--weight-decay", type=float, default=0.0)
-    train.add_argument("--checkpoints", type=int, default=30, help="number of measurements")
+    train.add_argument("--checkpoints", type=positive, default=30, help="number of measurements")
     train.add_argument("--seed", type=int, default=0)
     sweep = p.add_argument_group("sweep")
     sweep.add_argument(
@@ -105,10 +108,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
-
-    from convergent.io import write_json_atomic
-    from convergent.origins import figures
+    from convergent.locking import folder_lock
     from convergent.origins.simulator import Simulator
     from convergent.origins.training import TrainConfig, resolve
 
@@ -128,14 +128,25 @@ def run(args: argparse.Namespace) -> int:
         checkpoints=args.checkpoints,
         seed=args.seed,
     )
-    progress = not args.no_progress
     # every input is checked before the (slow) LM comparison and training start
     if args.sweep:
         if args.lr is not None:
             raise ConvergentError("--lr does not apply to --sweep: each optimizer uses its default")
         dims = [int(d) for d in _floats(args.dims, "--dims")]
     else:
+        dims = []
         resolve(config, sim)
+    with folder_lock(out, what="convergent origins"):
+        return _run(args, out, sim, config, dims)
+
+
+def _run(args: argparse.Namespace, out: Path, sim: Any, config: Any, dims: list[int]) -> int:
+    from dataclasses import replace
+
+    from convergent.io import staged_folder, write_json_atomic
+    from convergent.origins import figures
+
+    progress = not args.no_progress
     lm = _compare_lm(args)
     if args.sweep:
         from convergent.origins.sweep import run_sweep
@@ -151,8 +162,9 @@ def run(args: argparse.Namespace) -> int:
         data = result.to_dict()
         if lm is not None:
             data["lm"] = lm.to_dict()
-        write_json_atomic(out / "sweep.json", data)
-        figures.save_figure(figures.sweep_figure(result.records, lm), out / "sweep.png")
+        with staged_folder(out) as stage:
+            write_json_atomic(stage / "sweep.json", data)
+            _save_figure(figures.sweep_figure(result.records, lm), stage / "sweep.png")
         print(_sweep_table(result.records))
         print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
         return 0
@@ -163,16 +175,26 @@ def run(args: argparse.Namespace) -> int:
     data = result_run.to_dict()
     if lm is not None:
         data["lm"] = lm.to_dict()
-    _save_weights(result_run, out / "weights.safetensors")
-    write_json_atomic(out / "results.json", data)
-    figures.save_figure(figures.evolution_figure(result_run), out / "evolution.png")
-    figures.save_figure(figures.cosine_figure(result_run, lm), out / "cosines.png")
+    with staged_folder(out) as stage:
+        _save_weights(result_run, stage / "weights.safetensors")
+        write_json_atomic(stage / "results.json", data)
+        _save_figure(figures.evolution_figure(result_run), stage / "evolution.png")
+        _save_figure(figures.cosine_figure(result_run, lm), stage / "cosines.png")
     clear_state(out)
     print(_run_line("simulation", data["final"]["summary"]))
     if lm is not None:
         print(_run_line(lm.source, data["lm"]["summary"]))
     print(f"wrote {out / 'results.json'}, {out / 'evolution.png'} and {out / 'cosines.png'}")
     return 0
+
+
+def _save_figure(figure: Any, png: Path) -> None:
+    """``png`` and the same figure as SVG beside it."""
+    from convergent.io import write_bytes_atomic
+    from convergent.origins.figures import save_figure
+
+    save_figure(figure, png)
+    write_bytes_atomic(png.with_suffix(".svg"), lambda h: figure.savefig(h, format="svg"))
 
 
 def _structure(args: argparse.Namespace) -> Any:

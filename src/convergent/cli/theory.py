@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import at_least, non_negative_float, positive
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -14,37 +16,40 @@ def register(subparsers: Any) -> None:
         description="e(n) = A (n mod T) + B floor(n/T): two choices of B with the same Phi_T, "
         "one perfectly separable, one at chance. Writes theory.json, theory.png, theory.svg.",
     )
-    p.add_argument("--period", type=int, default=10)
-    p.add_argument("--n", type=int, default=1000, help="numbers 0..n-1 (default 1000)")
+    p.add_argument("--period", type=at_least(2), default=10)
+    p.add_argument("--n", type=positive, default=1000, help="numbers 0..n-1 (default 1000)")
     p.add_argument("--a", type=float, default=5.0)
     p.add_argument("--b-small", type=float, default=0.03)
     p.add_argument("--b-large", type=float, default=31.0)
-    p.add_argument("--dim", type=int, default=1, help="embed the line in this many dimensions")
-    p.add_argument("--noise", type=float, default=0.0, help="isotropic noise when --dim > 1")
+    p.add_argument("--dim", type=positive, default=1, help="embed the line in this many dimensions")
+    p.add_argument("--noise", type=non_negative_float, default=0.0,
+                   help="isotropic noise when --dim > 1")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from convergent.io import write_json_atomic
+    from convergent.io import staged_folder, write_json_atomic
+    from convergent.locking import folder_lock
     from convergent.numbers.theory import demonstrate
     from convergent.report.theory import plot_theory
 
-    demo = demonstrate(
-        period=args.period,
-        n=args.n,
-        a=args.a,
-        b_small=args.b_small,
-        b_large=args.b_large,
-        dim=args.dim,
-        noise=args.noise,
-        seed=args.seed,
-    )
-    args.out.mkdir(parents=True, exist_ok=True)
-    spectra = [a.spectrum.to_dict() for a in demo.analyses]
-    plot_theory(demo.to_dict(), spectra, [args.out / "theory.png", args.out / "theory.svg"])
-    write_json_atomic(args.out / "theory.json", demo.to_dict())
+    with folder_lock(args.out, what="convergent theory"):
+        demo = demonstrate(
+            period=args.period,
+            n=args.n,
+            a=args.a,
+            b_small=args.b_small,
+            b_large=args.b_large,
+            dim=args.dim,
+            noise=args.noise,
+            seed=args.seed,
+        )
+        spectra = [a.spectrum.to_dict() for a in demo.analyses]
+        with staged_folder(args.out) as stage:
+            plot_theory(demo.to_dict(), spectra, [stage / "theory.png", stage / "theory.svg"])
+            write_json_atomic(stage / "theory.json", demo.to_dict())
     t = demo.period
     print(f"Theorem 1 construction, N={demo.n}, T={t}, dim={demo.dim}, noise={demo.noise:g}")
     print(

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import check_out, positive
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -23,7 +25,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--perturb", default=None, metavar="KIND",
                    help="swap (within each document), swap-global, unigram, isolate-K or "
                    "context-L (default: none)")
-    p.add_argument("--tokens", type=int, default=None, help="token budget (neural models)")
+    p.add_argument("--tokens", type=positive, default=None, help="token budget (neural models)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--corpus", default=None,
@@ -39,7 +41,7 @@ def register(subparsers: Any) -> None:
                    "--set model.d_model=256 --set checkpoint_every=100000 "
                    "--set batch_size=32 --set embedding.epochs=10; values are JSON "
                    "(numbers, true/false) or plain strings, none for null")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=positive, default=None,
                    help="torch threads (default 1 for the quick preset: faster on a shared "
                    "CPU; the torch default otherwise)")
     p.add_argument("--out", type=Path, default=None,
@@ -52,12 +54,12 @@ def register(subparsers: Any) -> None:
                         help="auto (default) takes CUDA when it is available")
     engine.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=None,
                         help="auto (default): bf16 autocast with TF32 on CUDA, fp32 on CPU")
-    engine.add_argument("--micro-batch", type=int, default=None, metavar="N",
+    engine.add_argument("--micro-batch", type=positive, default=None, metavar="N",
                         help="rows per forward/backward on each rank (gradient accumulation; "
                         "default: the rank's whole share of the batch)")
     engine.add_argument("--activation-checkpointing", action="store_true", default=None,
                         help="recompute each block in backward: far less activation memory")
-    engine.add_argument("--nproc", type=int, default=None, metavar="N",
+    engine.add_argument("--nproc", type=positive, default=None, metavar="N",
                         help="ranks on this node (one per GPU), started with torchrun; for "
                         "several nodes run `torchrun ... -m convergent.train.launch`")
     engine.add_argument("--fsdp", action="store_true", default=None,
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if threads:
         torch.set_num_threads(threads)
     out = args.out or Path("runs") / _default_name(args.preset, config)
+    check_out(out)  # before the corpus or the model is touched
     budget = (f"{config.tokens:,} tokens, optimizer {config.optimizer}" if config.neural
               else f"{config.embedding.epochs} epochs" if config.arch == "word2vec"
               else "one pass")

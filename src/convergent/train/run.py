@@ -63,7 +63,9 @@ def prepare_run_dir(out: str | Path, config: TrainConfig) -> Path:
                 "or delete the folder"
             )
         return run_dir
-    if run_dir.exists() and any(run_dir.iterdir()):
+    from convergent.locking import LOCK, WORKERS
+
+    if run_dir.exists() and any(p.name not in (LOCK, WORKERS) for p in run_dir.iterdir()):
         raise ConvergentError(f"{run_dir}: the folder is not empty and holds no training run")
     run_dir.mkdir(parents=True, exist_ok=True)
     config.save(saved)
@@ -128,7 +130,8 @@ def train(
         plan = check_memory(config)
         if progress and (torchrun_world() or (0,))[0] == 0:
             print(plan)
-    with _removed_unless_started(Path(out), main=(torchrun_world() or (0,))[0] == 0):
+    with _removed_unless_started(Path(out), main=(torchrun_world() or (0,))[0] == 0), \
+            _writer_lock(Path(out)):
         if config.engine.nproc > 1 and config.neural and torchrun_world() is None:
             from convergent.train.launch import launch_ranks
 
@@ -142,6 +145,19 @@ def train(
         if not config.neural:
             return _train_classical(config, out, batches, progress, stop_after)
         return _train_neural(config, out, batches, tokenizer, progress, stop_after)
+
+
+def _writer_lock(run_dir: Path) -> Any:
+    """One writer per run folder: the launching process holds it (torchrun's ranks run
+    inside their parent's lock, so they take none)."""
+    from contextlib import nullcontext
+
+    from convergent.locking import folder_lock
+    from convergent.train.engine import torchrun_world
+
+    if torchrun_world() is not None:
+        return nullcontext()
+    return folder_lock(run_dir, what="convergent train")
 
 
 @contextlib.contextmanager
