@@ -22,13 +22,15 @@ def load_matrix(path: str) -> np.ndarray:
     if not file.is_file():
         raise ConvergentError(f"{file}: no such matrix file")
     suffix = file.suffix.lower()
+    if file.stat().st_size == 0:
+        raise ConvergentError(f"{file}: the file is empty")
     try:
         if suffix == ".npy":
-            matrix = np.load(file, allow_pickle=False)
+            matrix = _load_npy(file)
         elif suffix == ".safetensors":
             matrix = _load_safetensors(file, key)
         elif suffix == ".csv":
-            matrix = np.loadtxt(file, delimiter=",", ndmin=2)
+            matrix = _load_csv(file)
         else:
             raise ConvergentError(f"{file}: matrices must be .npy, .safetensors or .csv")
     except ConvergentError:
@@ -41,7 +43,41 @@ def load_matrix(path: str) -> np.ndarray:
         )
     if not np.issubdtype(matrix.dtype, np.number):
         raise ConvergentError(f"{file}: the matrix is not numeric (dtype {matrix.dtype})")
+    if matrix.shape[0] == 0 or matrix.shape[1] == 0:
+        raise ConvergentError(f"{file}: the matrix is empty (shape {matrix.shape})")
     return np.asarray(matrix, dtype=np.float64)
+
+
+def _load_npy(file: Path) -> np.ndarray:
+    """A numeric ``.npy`` array; a file that is not one gets a message saying so."""
+    with open(file, "rb") as handle:
+        if handle.read(6) != b"\x93NUMPY":
+            raise ConvergentError(f"{file}: cannot read the matrix: not a .npy file "
+                                  "(no NumPy header)")
+    try:
+        return np.load(file, allow_pickle=False)
+    except ValueError as err:
+        if "pickle" in str(err) or "Object arrays" in str(err):
+            raise ConvergentError(f"{file}: holds Python objects, not a numeric array") from None
+        raise ConvergentError(f"{file}: a damaged .npy file ({err})") from None
+
+
+def _load_csv(file: Path) -> np.ndarray:
+    """Comma-separated numbers, the same count on every non-empty line (named if not)."""
+    width, first = None, 0
+    with open(file, encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            count = line.count(",") + 1
+            if width is None:
+                width, first = count, number
+            elif count != width:
+                raise ConvergentError(f"{file}: line {number} holds {count} values, line "
+                                      f"{first} holds {width} (ragged rows)")
+    if width is None:
+        raise ConvergentError(f"{file}: the file holds no rows")
+    return np.loadtxt(file, delimiter=",", ndmin=2)
 
 
 def _load_safetensors(file: Path, key: str) -> np.ndarray:
@@ -71,8 +107,12 @@ def parse_labels(spec: str | None, rows: int) -> list[int]:
         file = Path(spec)
         if not file.is_file():
             raise ConvergentError(f"--labels {spec}: no such file and not a range A:B")
+        if file.stat().st_size == 0:
+            raise ConvergentError(f"--labels {spec}: the file is empty")
         try:
-            raw = np.load(file) if file.suffix == ".npy" else np.loadtxt(file, ndmin=1)
+            raw = _load_npy(file) if file.suffix == ".npy" else np.loadtxt(file, ndmin=1)
+        except ConvergentError as err:
+            raise ConvergentError(f"--labels {err}") from None
         except Exception as err:
             raise ConvergentError(f"--labels {spec}: cannot read integers ({err})") from None
         raw = np.asarray(raw).ravel()

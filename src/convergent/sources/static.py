@@ -98,6 +98,26 @@ def _has_header(path: Path) -> bool:
     return len(first) == 2 and all(part.isdigit() for part in first)
 
 
+def _check_rows(path: Path, header: bool) -> None:
+    """Refuse a text file whose rows hold different numbers of values, naming the line."""
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    width, first = None, 0
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        for number, line in enumerate(handle, start=1):
+            if (header and number == 1) or not line.strip():
+                continue
+            count = len(line.rstrip("\n").rstrip(" ").split(" ")) - 1
+            if width is None:
+                width, first = count, number
+            elif count != width:
+                raise ConvergentError(f"{path}: line {number} holds {count} values, line "
+                                      f"{first} holds {width} (ragged rows)")
+    if width is None:
+        raise ConvergentError(f"{path}: the file holds no vectors")
+
+
 def _unzip_one(archive: Path) -> Path:
     """The one word-vector file in ``archive``, extracted once next to it (atomically)."""
     import os
@@ -130,6 +150,8 @@ def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
     file = Path(path)
     if not file.is_file():
         raise ConvergentError(f"{path}: no such word-vector file")
+    if file.stat().st_size == 0:
+        raise ConvergentError(f"{path}: the file is empty")
     if file.suffix.lower() == ".zip":
         file = _unzip_one(file)
     try:
@@ -152,6 +174,7 @@ def open_vectors_file(path: str, **options: Any) -> WordVectorSource:
             fmt = "word2vec-binary"
         else:
             header = _has_header(file)
+            _check_rows(file, header)
             kv = KeyedVectors.load_word2vec_format(str(file), binary=False, no_header=not header)
             fmt = "word2vec-text" if header else "glove-text"
     except ConvergentError:
