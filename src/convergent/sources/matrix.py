@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,20 +64,27 @@ def _load_npy(file: Path) -> np.ndarray:
 
 def _load_csv(file: Path) -> np.ndarray:
     """Comma-separated numbers, the same count on every non-empty line (named if not)."""
-    width, first = None, 0
     with open(file, encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            count = line.count(",") + 1
-            if width is None:
-                width, first = count, number
-            elif count != width:
-                raise ConvergentError(f"{file}: line {number} holds {count} values, line "
-                                      f"{first} holds {width} (ragged rows)")
-    if width is None:
-        raise ConvergentError(f"{file}: the file holds no rows")
+        check_row_widths(file, handle, lambda line: line.count(",") + 1)
     return np.loadtxt(file, delimiter=",", ndmin=2)
+
+
+def check_row_widths(file: Path, lines: Iterable[str], width: Callable[[str], int],
+                     skip: int = 0) -> None:
+    """Refuse rows (non-empty lines after the first ``skip``) of different ``width``s,
+    naming the first line that differs, and a file without rows."""
+    expected, first = None, 0
+    for number, line in enumerate(lines, start=1):
+        if number <= skip or not line.strip():
+            continue
+        count = width(line)
+        if expected is None:
+            expected, first = count, number
+        elif count != expected:
+            raise ConvergentError(f"{file}: line {number} holds {count} values, line "
+                                  f"{first} holds {expected} (ragged rows)")
+    if expected is None:
+        raise ConvergentError(f"{file}: the file holds no rows")
 
 
 def _load_safetensors(file: Path, key: str) -> np.ndarray:

@@ -102,20 +102,12 @@ def _check_rows(path: Path, header: bool) -> None:
     """Refuse a text file whose rows hold different numbers of values, naming the line."""
     import gzip
 
+    from convergent.sources.matrix import check_row_widths
+
     opener = gzip.open if path.suffix == ".gz" else open
-    width, first = None, 0
     with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        for number, line in enumerate(handle, start=1):
-            if (header and number == 1) or not line.strip():
-                continue
-            count = len(line.rstrip("\n").rstrip(" ").split(" ")) - 1
-            if width is None:
-                width, first = count, number
-            elif count != width:
-                raise ConvergentError(f"{path}: line {number} holds {count} values, line "
-                                      f"{first} holds {width} (ragged rows)")
-    if width is None:
-        raise ConvergentError(f"{path}: the file holds no vectors")
+        check_row_widths(path, handle, lambda line: len(line.rstrip("\n ").split(" ")) - 1,
+                         skip=int(header))
 
 
 def _unzip_one(archive: Path) -> Path:
