@@ -57,10 +57,15 @@ def _umask() -> int:
 
 def write_bytes_atomic(path: str | os.PathLike[str], writer: Callable[[BinaryIO], None]) -> Path:
     """Write through ``writer(file)`` into a temporary file, then rename it to ``path``."""
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        writer(handle)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            writer(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as err:
+        if err.filename is None:  # a full disk names no file: name the one being written
+            raise OSError(err.errno, err.strerror or str(err), str(path)) from None
+        raise
     return Path(path)
 
 

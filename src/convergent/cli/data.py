@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import non_negative, positive
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -26,17 +28,18 @@ def register(subparsers: Any) -> None:
     q.add_argument("--tokenizer", default="bpe",
                    help="bpe (default), digit or word (trained on a sample of the corpus), "
                    "hf:ORG/NAME or a tokenizer.json path")
-    q.add_argument("--vocab-size", type=int, default=None,
+    q.add_argument("--vocab-size", type=positive, default=None,
                    help="vocabulary of a trained tokenizer (default: the paper preset's, "
                    "65536)")
-    q.add_argument("--max-documents", type=int, default=0, help="first N documents (0 = all)")
-    q.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    q.add_argument("--max-documents", type=non_negative, default=0,
+                   help="first N documents (0 = all)")
+    q.add_argument("--workers", type=positive, default=os.cpu_count() or 1,
                    help="tokenizing processes (default: every CPU)")
     q.add_argument("--revision", default=None,
                    help="pin an hf: dataset to this commit, tag or branch (recorded)")
-    q.add_argument("--shard-tokens", type=int, default=None,
+    q.add_argument("--shard-tokens", type=positive, default=None,
                    help="tokens per shard (default 100,000,000)")
-    q.add_argument("--min-count", type=int, default=5,
+    q.add_argument("--min-count", type=non_negative, default=5,
                    help="rarest word kept by the word tokenizer (default 5)")
     q.add_argument("--no-progress", action="store_true")
     q.set_defaults(func=run)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     dynamics: list[dict[str, Any]] = []
     # one finished analysis per file, in a sibling of --out: a rerun resumes, success removes it
     memo = args.out.parent / f"{args.out.name}.partial"
-    with folder_lock(args.out, what="convergent numbers"):
+    with folder_lock(args.out, what="convergent numbers"), _kept_if_used(memo):
         for spec in args.sources:
             source = open_source(spec, **_source_options(spec, args))
             numbers = given if given is not None else _default_numbers(source)
@@ -154,6 +156,17 @@ def run(args: argparse.Namespace) -> int:
     _print_table(entries)
     print(f"wrote {args.out / 'results.json'}, {args.out / 'numbers.png'}")
     return 0
+
+
+@contextlib.contextmanager
+def _kept_if_used(memo: Path) -> Iterator[None]:
+    """On failure keep the memo of finished analyses (a rerun resumes), unless it is empty."""
+    try:
+        yield
+    except BaseException:
+        if memo.is_dir() and not any(memo.iterdir()):
+            memo.rmdir()
+        raise
 
 
 def _default_numbers(source: Any) -> range:
