@@ -67,6 +67,7 @@ def _short(message: str) -> str:
 
     text = re.sub(r"/\S*?/w/", "W/", message)
     text = re.sub(r"/\S*?/(hostile-model\d*)/", "MODEL/", text)
+    text = re.sub(r"pid \d+", "pid N", text)
     return text if len(text) <= 160 else text[:157] + "..."
 
 

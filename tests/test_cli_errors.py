@@ -107,6 +107,8 @@ CASES = [
     Case("numbers", "unknown source",
          lambda w: ["numbers", "no-such-model-anywhere", "--out", _w(w, "out")]),
     # theory
+    Case("theory", "another writer holds --out",
+         lambda w: ["theory", "--n", "50", "--out", _w(w, "locked")]),
     Case("theory", "--period 1", lambda w: ["theory", "--period", "1", "--out", _w(w, "out")]),
     Case("theory", "--n 0", lambda w: ["theory", "--n", "0", "--out", _w(w, "out")]),
     Case("theory", "--noise -1", lambda w: ["theory", "--noise=-1", "--out", _w(w, "out")]),
@@ -134,6 +136,9 @@ CASES = [
     Case("train", "a read-only --out",
          lambda w: ["train", "--arch", "word2vec", "--corpus", _w(w, "corpus.jsonl"),
                     "--out", _w(w, "readonly")]),
+    Case("train", "another writer holds --out",
+         lambda w: ["train", "--arch", "word2vec", "--corpus", _w(w, "corpus.jsonl"),
+                    "--out", _w(w, "locked")]),
     Case("train", "unknown config field",
          lambda w: ["train", "--arch", "transformer", "--set", "bogus=1", "--out",
                     _w(w, "out")]),
@@ -185,6 +190,9 @@ CASES = [
                     "--out", _w(w, "out")]),
     Case("linearity", "--folds 1",
          lambda w: ["linearity", _w(w, "vectors.txt"), "--folds", "1", "--out", _w(w, "out")]),
+    Case("linearity", "another writer holds --out",
+         lambda w: ["linearity", _w(w, "vectors.txt"), "--pairs", _w(w, "pairs.tsv"),
+                    "--min-pairs", "3", "--folds", "3", "--out", _w(w, "locked")]),
     Case("linearity", "a file as --out",
          lambda w: ["linearity", _w(w, "vectors.txt"), "--out", _w(w, "afile")]),
     Case("linearity", "missing source",
@@ -207,6 +215,8 @@ CASES = [
                     _w(w, "out")]),
     Case("origins", "--noise -0.1", lambda w: ["origins", "--noise=-0.1", "--out",
                                                _w(w, "out")]),
+    Case("origins", "another writer holds --out",
+         lambda w: ["origins", "--no-compare-lm", "--steps", "2", "--out", _w(w, "locked")]),
     Case("origins", "a file as --out",
          lambda w: ["origins", "--no-compare-lm", "--steps", "2", "--out", _w(w, "afile")]),
     # data
@@ -246,12 +256,18 @@ def _workspace(root: Path, model: Path | None) -> Path:
     (root / "garbage.toml").write_text("[experiment\nname = = 3\n")
     (root / "ragged.csv").write_text("1,2,3\n4,5,6\n7,8\n")
     (root / "ragged.txt").write_text("cat 1 2 3\ndog 4 5\n")
-    words = ["king", "queen", "man", "woman", "paris", "france", "rome", "italy"]
+    words = ["king", "queen", "man", "woman", "boy", "girl", "paris", "france", "rome", "italy",
+             "berlin", "germany"]
     rng = np.random.default_rng(1)
     (root / "vectors.txt").write_text(
         "".join(f"{w} " + " ".join(f"{v:.3f}" for v in rng.normal(size=4)) + "\n"
                 for w in words))
     make_corpus(root / "corpus.jsonl", docs=4)
+    (root / "pairs.tsv").write_text("".join(
+        f"{a}\t{b}\t{r}\n" for a, b, r in [
+            ("king", "queen", "gender"), ("man", "woman", "gender"), ("boy", "girl", "gender"),
+            ("paris", "france", "capital"), ("rome", "italy", "capital"),
+            ("berlin", "germany", "capital")]))
     write_spec(root / "badsource.toml", {
         "experiment": {"name": "bad"},
         "sources.m": {"spec": f"matrix:{root / 'nope.npy'}"},
@@ -345,3 +361,23 @@ def test_hostile_input(case, tmp_path, capsys, request, monkeypatch):
     assert code == 2, err
     assert len(lines) == 1, err
     assert not new and not changed, (new, changed)
+
+
+def test_numbers_defaults_to_a_matrix_labels(tmp_path, capsys):
+    """Without --numbers, a matrix is analysed over its own labels (not 0..999)."""
+    path = periodic_matrix(tmp_path / "m.npy", n=60, period=10)
+    out = tmp_path / "out"
+    assert main(["numbers", f"matrix:{path}", "--labels", "100:160", "--permutations", "0",
+                 "--moduli", "2:6", "--out", str(out)]) == 0
+    entry = json.loads((out / "results.json").read_text())["sources"][0]
+    assert entry["numbers"][:2] == [100, 159]
+    assert {p.name for p in out.iterdir()} >= {"numbers.png", "numbers.svg"}
+    assert not (tmp_path / "out.partial").exists()
+
+
+def test_origins_writes_the_svgs_it_promises(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(["origins", "--no-compare-lm", "--no-progress", "--steps", "4",
+                 "--checkpoints", "2", "--concepts", "2", "--dim", "4", "--out", str(out)]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {"evolution.svg", "cosines.svg", "evolution.png", "results.json"} <= names
