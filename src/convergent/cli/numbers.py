@@ -98,7 +98,8 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--dynamics",
         action="store_true",
-        help="run sources: analyse every checkpoint; writes dynamics.png",
+        help="run sources: analyse every checkpoint; writes dynamics.png and .svg (one "
+        "per run and site when there are several)",
     )
     p.set_defaults(func=run)
 
