@@ -49,7 +49,7 @@ def render(outcomes: list[dict[str, str]]) -> str:
         "folder that already existed are the one exception).",
         "",
         f"**{len(held)} of {len(tried)} hostile inputs held**"
-        + (f"; {skipped} skipped (read-only folders cannot be tested as root)."
+        + (f"; {skipped} skipped (the outcome column says why)."
            if skipped else "."),
         "",
         "| verb | input | outcome | message |",

@@ -106,9 +106,13 @@ CASES = [
                     _w(w, "out")]),
     Case("numbers", "unknown source",
          lambda w: ["numbers", "no-such-model-anywhere", "--out", _w(w, "out")]),
+    Case("numbers", "--out on a read-only file system",
+         lambda w: ["numbers", f"matrix:{w / 'ok.npy'}", "--out", f"{READ_ONLY_FS}/out"]),
     # theory
     Case("theory", "another writer holds --out",
          lambda w: ["theory", "--n", "50", "--out", _w(w, "locked")]),
+    Case("theory", "--out on a read-only file system",
+         lambda w: ["theory", "--out", f"{READ_ONLY_FS}/out"]),
     Case("theory", "--period 1", lambda w: ["theory", "--period", "1", "--out", _w(w, "out")]),
     Case("theory", "--n 0", lambda w: ["theory", "--n", "0", "--out", _w(w, "out")]),
     Case("theory", "--noise -1", lambda w: ["theory", "--noise=-1", "--out", _w(w, "out")]),
@@ -139,6 +143,9 @@ CASES = [
     Case("train", "another writer holds --out",
          lambda w: ["train", "--arch", "word2vec", "--corpus", _w(w, "corpus.jsonl"),
                     "--out", _w(w, "locked")]),
+    Case("train", "--out on a read-only file system",
+         lambda w: ["train", "--arch", "word2vec", "--corpus", _w(w, "corpus.jsonl"),
+                    "--out", f"{READ_ONLY_FS}/out"]),
     Case("train", "unknown config field",
          lambda w: ["train", "--arch", "transformer", "--set", "bogus=1", "--out",
                     _w(w, "out")]),
@@ -193,6 +200,8 @@ CASES = [
     Case("linearity", "another writer holds --out",
          lambda w: ["linearity", _w(w, "vectors.txt"), "--pairs", _w(w, "pairs.tsv"),
                     "--min-pairs", "3", "--folds", "3", "--out", _w(w, "locked")]),
+    Case("linearity", "--out on a read-only file system",
+         lambda w: ["linearity", _w(w, "vectors.txt"), "--out", f"{READ_ONLY_FS}/out"]),
     Case("linearity", "a file as --out",
          lambda w: ["linearity", _w(w, "vectors.txt"), "--out", _w(w, "afile")]),
     Case("linearity", "missing source",
@@ -217,6 +226,8 @@ CASES = [
                                                _w(w, "out")]),
     Case("origins", "another writer holds --out",
          lambda w: ["origins", "--no-compare-lm", "--steps", "2", "--out", _w(w, "locked")]),
+    Case("origins", "--out on a read-only file system",
+         lambda w: ["origins", "--no-compare-lm", "--out", f"{READ_ONLY_FS}/out"]),
     Case("origins", "a file as --out",
          lambda w: ["origins", "--no-compare-lm", "--steps", "2", "--out", _w(w, "afile")]),
     # data
@@ -226,6 +237,9 @@ CASES = [
     Case("data", "--workers 0",
          lambda w: ["data", "prepare", "--corpus", _w(w, "corpus.jsonl"), "--workers", "0",
                     "--out", _w(w, "out")]),
+    Case("data", "--out on a read-only file system",
+         lambda w: ["data", "prepare", "--corpus", _w(w, "corpus.jsonl"), "--vocab-size",
+                    "300", "--workers", "1", "--out", f"{READ_ONLY_FS}/out"]),
     Case("data", "a file as --out",
          lambda w: ["data", "prepare", "--corpus", _w(w, "corpus.jsonl"), "--vocab-size",
                     "300", "--workers", "1", "--out", _w(w, "afile")]),
@@ -233,6 +247,7 @@ CASES = [
 
 PROGRESS = re.compile(r"\d+/\d+ \[[\d:?]+<[\d:?]+")  # a tqdm bar: "30/30 [00:00<00:00"
 READ_ONLY_USABLE = os.geteuid() != 0  # root writes into read-only folders anyway
+READ_ONLY_FS = "/sys/convergent-hostile"  # sysfs: not even root may create a folder there
 OUTCOMES: list[tuple[Case, str, str]] = []  # (case, held/failed/skipped, stderr line)
 
 
@@ -290,6 +305,15 @@ def _workspace(root: Path, model: Path | None) -> Path:
     return root
 
 
+def _can_create(folder: str) -> bool:
+    try:
+        os.mkdir(folder)
+    except OSError:
+        return False
+    os.rmdir(folder)
+    return True
+
+
 def _no_space(fd: int) -> None:
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -325,7 +349,11 @@ def _report():
 @pytest.mark.parametrize("case", CASES, ids=[f"{c.verb}: {c.what}" for c in CASES])
 def test_hostile_input(case, tmp_path, capsys, request, monkeypatch):
     monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
-    if "read-only" in case.what and not READ_ONLY_USABLE:
+    if "read-only file system" in case.what:
+        if _can_create(READ_ONLY_FS):
+            OUTCOMES.append((case, "skipped (no read-only file system)", ""))
+            pytest.skip("/sys is writable here")
+    elif "read-only" in case.what and not READ_ONLY_USABLE:
         OUTCOMES.append((case, "skipped (running as root)", ""))
         pytest.skip("running as root: a read-only folder is writable")
     needs_model = case.model or "model" in " ".join(case.argv(tmp_path))
