@@ -105,3 +105,10 @@ def check_out(out: str | os.PathLike[str], flag: str = "--out") -> None:
         raise ConvergentError(f"{flag} {path}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConvergentError(f"{flag} {path}: {existing} is not writable")
+    import tempfile
+
+    try:  # os.access says yes to root even on a read-only file system: try it
+        os.rmdir(tempfile.mkdtemp(prefix=".convergent-probe-", dir=existing))
+    except OSError as err:
+        raise ConvergentError(f"{flag} {path}: cannot write in {existing} "
+                              f"({err.strerror or err})") from None

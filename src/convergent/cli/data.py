@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from convergent.cli._checks import non_negative, positive
+from convergent.cli._checks import check_out, non_negative, positive
 
 
 def register(subparsers: Any) -> None:
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from convergent.data import prepare_corpus
     from convergent.data.prepare import SHARD_TOKENS
 
+    check_out(args.out)  # before the corpus is read
     vocab_size = args.vocab_size
     if vocab_size is None:
         from convergent.train.presets import preset
