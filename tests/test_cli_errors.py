@@ -428,3 +428,14 @@ def test_origins_writes_the_svgs_it_promises(tmp_path, capsys):
                  "--checkpoints", "2", "--concepts", "2", "--dim", "4", "--out", str(out)]) == 0
     names = {p.name for p in out.iterdir()}
     assert {"evolution.svg", "cosines.svg", "evolution.png", "results.json"} <= names
+
+
+def test_layer_all_shows_progress_over_sites(model_folder, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CONVERGENT_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["numbers", str(model_folder), "--site", "layer:all", "--numbers", "0:40",
+                 "--permutations", "0", "--moduli", "2:4", "--folds", "2",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "sites:" in err and "| 0/3 [" in err  # a tqdm bar over the 3 layers
+    assert {"layers.svg", "numbers.svg", "results.json"} <= {p.name for p in out.iterdir()}
