@@ -34,7 +34,7 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary sibling folder of ``out`` to write files into; on success each
     file moves into ``out`` (created if missing), on failure the sibling is removed, so a
     failed verb leaves nothing new in ``out``."""
-    target = Path(out)
+    target = Path(out).resolve()  # "." has a parent to put the sibling in
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
                                 dir=target.parent))

@@ -141,7 +141,8 @@ def run(args: argparse.Namespace) -> int:
     entries: list[dict[str, Any]] = []
     dynamics: list[dict[str, Any]] = []
     # one finished analysis per file, in a sibling of --out: a rerun resumes, success removes it
-    memo = args.out.parent / f"{args.out.name}.partial"
+    where = args.out.resolve()  # "--out ." too has a sibling
+    memo = where.parent / f"{where.name}.partial"
     with folder_lock(args.out, what="convergent numbers"), _kept_if_used(memo):
         for spec in args.sources:
             source = open_source(spec, **_source_options(spec, args))
