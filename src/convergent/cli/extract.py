@@ -77,8 +77,11 @@ def run(args: argparse.Namespace) -> int:
     if not hasattr(source, "extract"):
         raise ConvergentError(f"{args.source}: extraction needs a Hugging Face model "
                               "(a folder, a .gguf file, a hub id, smollm2-135m or minilm-l6)")
-    folder, manifest = source.extract(labels, kind, args.site, out=args.out,
-                                      shard_size=args.shard_size)
+    from convergent.locking import folder_lock
+
+    with folder_lock(args.out, what="convergent extract"):
+        folder, manifest = source.extract(labels, kind, args.site, out=args.out,
+                                          shard_size=args.shard_size)
     plan = manifest["plan"]
     print(f"{len(plan['labels'])} {kind} x {len(plan['sites'])} site(s) "
           f"({plan['sites'][0]}..{plan['sites'][-1]}) in {folder}")

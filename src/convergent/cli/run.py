@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from convergent.cli._checks import at_least
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -22,7 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backend", choices=["local", "serial", "ray"], default="local",
                    help="local: a process pool sized to the cores (default); serial: this "
                    "process; ray: a Ray cluster")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=at_least(1), default=None,
                    help="CPU jobs at once (local: default one per core; GPU jobs are bounded by "
                    "the GPUs)")
     p.add_argument("--address", default=None,
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
 
 def add_scheduling_arguments(p: argparse.ArgumentParser) -> None:
     """``--gpus`` and ``--dry-run`` (shared with ``convergent reproduce``)."""
-    p.add_argument("--gpus", type=int, default=None,
+    p.add_argument("--gpus", type=at_least(0), default=None,
                    help="GPUs to hand out (local backend, or a local Ray cluster; default: "
                    "the visible ones, CUDA_VISIBLE_DEVICES or all)")
     p.add_argument("--dry-run", action="store_true",

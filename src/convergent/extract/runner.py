@@ -27,6 +27,7 @@ from convergent.extract.manifest import (
 from convergent.extract.shards import write_shard
 from convergent.extract.templates import encode, own_tokens, render
 from convergent.io import write_json_atomic
+from convergent.locking import LOCK, WORKERS
 
 SHARD_SIZE = 256
 #: Bumped whenever the engine's output for the same plan changes, so old caches are not reused.
@@ -169,7 +170,8 @@ def _existing(folder: Path, digest: str) -> dict[str, Any] | None:
                 "pooling or dtype differ); choose another --out or delete it"
             )
         return manifest
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+    if folder.exists() and (not folder.is_dir() or any(
+            p.name not in (LOCK, WORKERS) for p in folder.iterdir())):
         raise ConvergentError(f"{folder}: exists and is not an extraction cache; "
                               "choose an empty or new folder")
     return None

@@ -102,7 +102,7 @@ class HFSource:
         try:
             return parse_sites(raw, self.n_layers, table.available())
         except ConvergentError as err:
-            if table.unembed is None and "unembed" in str(err):
+            if table.unembed is None and "site 'unembed'" in str(err):
                 kind = "an encoder without an LM head" if not table.causal else \
                     "loaded without an output embedding"
                 raise ConvergentError(f"{self.name}: {type(self.load_model()[0]).__name__} "
