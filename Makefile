@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 install: $(STAMP)
 
 # First the one-minute figure for the bundled sources, then the paper's figures at CPU
-# scale as one experiment with an HTML report (about 10 minutes on 2 cores; resumes).
+# scale as one experiment with an HTML report (about 4-10 minutes on 2 cores; resumes).
 demo: $(STAMP)
 	$(BIN)/convergent numbers glove-6b-50d minilm-l6 smollm2-135m --out out/demo
 	$(BIN)/convergent theory --period 10 --out out/demo/theory
 	@echo "Figure: $(CURDIR)/out/demo/numbers.png  Results: $(CURDIR)/out/demo/results.json"
 	@echo "Theorem 1: $(CURDIR)/out/demo/theory/theory.png"
-	@echo "Now the quick reproduction (about 10 minutes; Ctrl-C keeps finished work)..."
+	@echo "Now the quick reproduction (about 4-10 minutes; Ctrl-C keeps finished work)..."
 	$(BIN)/convergent reproduce --preset quick --out out/demo/quick
 	@echo "Report: $(CURDIR)/out/demo/quick/report.html"
 
