@@ -50,7 +50,7 @@ cursor:pointer}td.l,th.l{text-align:left}img.figure{max-width:100%;display:block
 margin:8px 0;border:1px solid #eee}pre{background:#f7f7f7;padding:8px;overflow:auto;
 font-size:12px}.bad{color:#b00020}.chip{display:inline-block;padding:1px 8px;
 border-radius:9px;background:#eef;margin-right:6px}.pv{color:#555;font-size:11px;
-font-style:italic}
+font-style:italic}.ci{color:#777;font-size:10px}
 """
 
 SCRIPT = """
@@ -206,6 +206,12 @@ def _cell(value: float | None, text: str, paper: Published | None, style: str = 
     return f"<td{data}{look}>{text}{below}</td>"
 
 
+def _stars(p_value: float | None) -> str:
+    if p_value is None:
+        return ""
+    return "**" if p_value < 0.01 else "*" if p_value < 0.05 else ""
+
+
 def _number(value: Any, digits: str = ".3g") -> tuple[float | None, str]:
     if value is None or value != value:
         return None, ""
@@ -224,8 +230,10 @@ def _kappa_table(entries: Sequence[dict[str, Any]], papers: Sequence[Papers]) ->
                 cells.append(_cell(None, "", paper.get(("kappa", t))))
                 continue
             mark = "*" if p.get("explained_by_tokens") else ""
-            cells.append(_cell(p["kappa"], f'{p["kappa"]:.1f}{mark}', paper.get(("kappa", t)),
-                               _kappa_style(p["kappa"])))
+            ci = p.get("kappa_ci")
+            interval = f'<div class="ci">[{ci[0]:.0f}, {ci[1]:.0f}]</div>' if ci else ""
+            cells.append(_cell(p["kappa"], f'{p["kappa"]:.1f}{mark}{interval}',
+                               paper.get(("kappa", t)), _kappa_style(p["kappa"])))
         p10 = e["periods"].get("10", {})
         f10 = e.get("fisher", {}).get("10", {})
         for measure, value, digits in (("phi", p10.get("phi"), ".3g"),
@@ -233,6 +241,8 @@ def _kappa_table(entries: Sequence[dict[str, Any]], papers: Sequence[Papers]) ->
                                        ("lambda_max", f10.get("lambda_max"), ".3g"),
                                        ("cond_sw", f10.get("cond_sw"), ".3g")):
             number, text = _number(value, digits)
+            if measure == "spike" and text:
+                text += _stars(p10.get("p_value"))
             cells.append(_cell(number, text, paper.get((measure, 10))))
         rows.append(f'<tr><td class="l">{_e(e["name"])}</td><td class="l">{_e(e["site"])}'
                     f'</td><td>{e["numbers"][0]}..{e["numbers"][1]}</td><td>{e["dim"]}</td>'
@@ -240,8 +250,10 @@ def _kappa_table(entries: Sequence[dict[str, Any]], papers: Sequence[Papers]) ->
     return (f'<table><thead><tr><th class="l">source</th><th class="l">site</th><th>numbers'
             f'</th><th>dim</th>{head}<th>Φ 10</th><th>spike 10</th><th>λmax 10</th>'
             f'<th>cond S_W 10</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
-            "<p class=\"muted\">κ: Cohen's kappa (%) of the cross-validated mod-T probe; * the "
-            "token-identity control explains it. λmax: largest eigenvalue of S_W⁻¹ S_B. "
+            "<p class=\"muted\">κ: Cohen's kappa (%) of the cross-validated mod-T probe, "
+            "with its 95% bootstrap interval; * the token-identity control explains it. "
+            "spike: Φ over its trend-preserving shuffled null, * p &lt; 0.05, ** p &lt; 0.01. "
+            "λmax: largest eigenvalue of S_W⁻¹ S_B. "
             + _paper_note(entries, papers) + "</p>")
 
 
