@@ -49,6 +49,11 @@ def staged_folder(out: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+
+def cache_root() -> Path:
+    """The toolkit's cache: ``$CONVERGENT_CACHE``, else ``~/.cache/convergent``."""
+    return Path(os.environ.get("CONVERGENT_CACHE") or Path.home() / ".cache" / "convergent")
+
 def _umask() -> int:
     current = os.umask(0)
     os.umask(current)

@@ -10,23 +10,16 @@ KL check runs through the real model.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convergent.errors import ConvergentError
-from convergent.io import write_bytes_atomic
+from convergent.io import cache_root, write_bytes_atomic
 from convergent.linearity.predictors import Context, Reparameterization
-
-
-def _cache_root() -> Path:
-    """``$CONVERGENT_CACHE`` or ``~/.cache/convergent`` (the toolkit's cache)."""
-    return Path(os.environ.get("CONVERGENT_CACHE") or Path.home() / ".cache" / "convergent")
 
 
 def _blocks(model: Any) -> Sequence[Any]:
@@ -230,7 +223,7 @@ class HFPredictor:
 
         key = json.dumps([self.identity, want, layer, self.batch_size, _GROUP, list(contexts)],
                          sort_keys=True, default=str)
-        folder = _cache_root() / "linearity" / hashlib.sha256(key.encode()).hexdigest()[:20]
+        folder = cache_root() / "linearity" / hashlib.sha256(key.encode()).hexdigest()[:20]
         groups: Any = list(self._groups(contexts))
         if len(groups) > 2:
             from tqdm.auto import tqdm

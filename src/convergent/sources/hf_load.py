@@ -17,11 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from convergent.errors import ConvergentError
-
-
-def cache_root() -> Path:
-    """``$CONVERGENT_CACHE`` or ``~/.cache/convergent``."""
-    return Path(os.environ.get("CONVERGENT_CACHE") or Path.home() / ".cache" / "convergent")
+from convergent.io import cache_root
 
 
 @dataclass(frozen=True)

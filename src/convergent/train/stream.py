@@ -16,23 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from convergent.errors import ConvergentError
-from convergent.io import write_bytes_atomic, write_json_atomic
+from convergent.io import cache_root, write_bytes_atomic, write_json_atomic
 from convergent.train.config import TrainConfig, is_named_tokenizer
 from convergent.train.data import BatchSource, WindowBatches
 from convergent.train.perturb import document_segments, isolate_segments, parse_perturbation
 
 CACHE_FORMAT = 2
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("CONVERGENT_CACHE", Path.home() / ".cache" / "convergent"))
 
 
 def prepare_data(run_dir: Path, config: TrainConfig, progress: bool = True):
@@ -67,7 +62,7 @@ def prepared_for(config: TrainConfig, progress: bool = False):
         data = open_prepared(config.data)
         check_request(data.folder, data.manifest, _config_request(config))
         return data
-    folder = _cache_root() / "tokens" / _cache_key(config)
+    folder = cache_root() / "tokens" / _cache_key(config)
     if progress and not (folder / "manifest.json").is_file():
         print(f"preparing corpus {config.corpus!r} and a {config.tokenizer} tokenizer")
     return prepare_corpus(
