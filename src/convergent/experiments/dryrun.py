@@ -3,24 +3,23 @@
 :func:`estimate_plan` gives each job its devices, token budget, parameter count, memory per
 device and training FLOPs; :func:`format_estimate` prints them with a total. Parameter
 counts and FLOPs come from :mod:`convergent.train.flops` and memory from
-:mod:`convergent.train.memory` when those modules exist (looked up at call time); otherwise
-the value is "n/a". GPU-hours assume :data:`MFU` of :data:`PEAK_FLOPS` (an H100's dense bf16
-peak) and are device-hours: a job on 8 GPUs takes an eighth of them in wall-clock time.
+:mod:`convergent.train.memory`; word2vec and PPMI have none ("n/a"). GPU-hours assume
+:data:`MFU` of :data:`PEAK_FLOPS` (an H100's dense bf16 peak in the device table of
+:mod:`convergent.train.flops`) and are device-hours: a job on 8 GPUs takes an eighth of them
+in wall-clock time.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import asdict, dataclass
-from types import ModuleType
 from typing import Any
 
 from convergent.experiments.plan import Job, Plan, make_plan
 from convergent.experiments.spec import ExperimentSpec
+from convergent.train.flops import peak_flops as device_peak
 
 MFU = 0.4
-PEAK_FLOPS = 989.4e12  # H100 SXM dense bf16, FLOP/s (convergent.train.flops.DEVICE_PEAKS)
+PEAK_FLOPS = device_peak("NVIDIA H100 80GB HBM3", "bf16")  # dense bf16, FLOP/s
 PEAK_NAME = "an H100's bf16 peak"
 
 
@@ -74,48 +73,30 @@ class PlanEstimate:
                 "gpu_hours": self.gpu_hours}
 
 
-def _optional(name: str) -> ModuleType | None:
-    """Module ``name`` if it exists in this version of convergent."""
-    if importlib.util.find_spec(name) is None:
-        return None
-    return importlib.import_module(name)
-
-
 def estimate_job(job: Job) -> JobEstimate:
-    """``job``'s devices, tokens and (where the modules exist) parameters, memory, FLOPs."""
+    """``job``'s devices, tokens and (for neural runs) parameters, memory and FLOPs."""
     base = JobEstimate(job.key, job.kind, job.label, job.gpus, job.cpus)
     if job.kind == "numbers":
         return base
+    import torch
+
     from convergent.train.config import TrainConfig
+    from convergent.train.engine import resolve_precision
+    from convergent.train.flops import flops_per_token, parameter_count
+    from convergent.train.memory import estimate_memory
 
     config = TrainConfig.from_dict(job.config["train"])
     if not config.neural:
         return JobEstimate(**{**asdict(base), "tokens": config.tokens})
-    flops = _optional("convergent.train.flops")
-    memory = _optional("convergent.train.memory")
-    parameters = per_token = peak = None
-    if flops is not None:
-        parameters = int(flops.parameter_count(config.arch, config.model,
-                                               config.vocab_size)["total"])
-        per_token = float(flops.flops_per_token(config.arch, config.model, config.vocab_size,
-                                                config.seq_len))
-    if memory is not None:  # at the precision of the planned device (auto: bf16 on GPUs)
-        estimate = memory.estimate_memory(config, config.vocab_size, config.engine.nproc,
-                                          precision=_precision(config, job.gpus > 0))
-        peak = int(estimate.total)
+    parameters = int(parameter_count(config.arch, config.model, config.vocab_size)["total"])
+    per_token = float(flops_per_token(config.arch, config.model, config.vocab_size,
+                                      config.seq_len))
+    # memory at the precision the engine picks on the planned device (auto: bf16 on GPUs)
+    device = torch.device("cuda" if job.gpus > 0 else "cpu")
+    estimate = estimate_memory(config, config.vocab_size, config.engine.nproc,
+                               precision=resolve_precision(config.engine.precision, device))
     return JobEstimate(job.key, job.kind, job.label, job.gpus, job.cpus, config.tokens,
-                       parameters, peak, None if per_token is None else per_token * config.tokens)
-
-
-def _precision(config: Any, on_gpu: bool) -> str | None:
-    """The engine's precision for the planned device (None: let the memory module decide)."""
-    engine = _optional("convergent.train.engine")
-    if engine is None:
-        return None
-    import torch
-
-    return str(engine.resolve_precision(config.engine.precision,
-                                        torch.device("cuda" if on_gpu else "cpu")))
+                       parameters, int(estimate.total), per_token * config.tokens)
 
 
 def estimate_plan(the_plan: Plan, visible_gpus: int, mfu: float = MFU,
