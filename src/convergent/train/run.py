@@ -240,10 +240,11 @@ def _train_neural(config: TrainConfig, out: str | Path, batches: BatchSource | N
     engine = start_engine(config.engine, config.batch_size)
     try:
         run_dir = Path(out)
+        data = None  # (tokenizer, stream), once this rank has it
         if engine.is_main:
             prepare_run_dir(run_dir, config)
             if batches is None and (config.data or not engine.distributed):
-                prepare_data(run_dir, config, progress)
+                data = prepare_data(run_dir, config, progress)
             elif batches is not None:
                 _save_tokenizer(run_dir, tokenizer)
         engine.barrier()  # the run folder exists; every rank reads it
@@ -254,7 +255,7 @@ def _train_neural(config: TrainConfig, out: str | Path, batches: BatchSource | N
                 "another's tokenization: run `convergent data prepare` and pass --data, or "
                 "start the ranks with --nproc (which prepares first)")
         if batches is None:
-            tokenizer, stream = prepare_data(run_dir, config, progress=False)
+            tokenizer, stream = data or prepare_data(run_dir, config, progress=False)
             batches = make_batches(stream, tokenizer, config)
         keep_freed_memory()
         torch.manual_seed(config.seed)

@@ -57,7 +57,7 @@ class RayBackend:
                 if address:
                     ray.init(address=address, **options)
                 else:
-                    from convergent.experiments.backends.local import available_cores
+                    from convergent.hardware import available_cores
 
                     ray.init(num_cpus=workers or available_cores(), num_gpus=gpus,
                              **options)
