@@ -146,3 +146,55 @@ def test_the_default_lm_comparison_is_skipped_with_a_note(tmp_path, monkeypatch,
     assert "note: no real-LM comparison" in capsys.readouterr().err
     assert "lm" not in json.loads((tmp_path / "results.json").read_text())
     assert main(["origins", *TINY, "--compare-lm", "--out", str(tmp_path)]) == 2
+
+
+def _untied_lm(monkeypatch, aligned: bool = True, tied: bool = False) -> None:
+    """A fake LM whose two concepts move e and g by the same offsets (``aligned``)."""
+    import convergent.origins.alignment as alignment
+
+    rng = np.random.default_rng(2)
+    words = ["big", "bigger", "small", "smaller", "tall", "taller", "boy", "girl", "man",
+             "woman", "king", "queen"]
+    tokens = ["Ġ" + w for w in words] + [f"t{k}" for k in range(60)]
+    offsets = rng.normal(size=(2, 16)) * 3
+    shift = np.zeros((len(tokens), 16))
+    for k, concept in enumerate((0, 0, 0, 1, 1, 1)):
+        shift[2 * k + 1] = offsets[concept]
+    g = rng.normal(size=(len(tokens), 16)) + shift
+    e = g if tied else rng.normal(size=g.shape) + (shift if aligned else shift[:, ::-1])
+    pairs = {"comparative": [("big", "bigger"), ("small", "smaller"), ("tall", "taller")],
+             "gender": [("boy", "girl"), ("man", "woman"), ("king", "queen")]}
+    monkeypatch.setattr(real_lm, "open_unembedding", lambda spec: (g, tokens, "fake-lm"))
+    monkeypatch.setattr(real_lm, "concept_pairs", lambda spec: pairs)
+    monkeypatch.setattr(alignment, "open_embeddings", lambda spec: (e, g, tokens, "fake-lm", tied))
+
+
+def test_alignment_of_the_compared_lm_goes_into_results(tmp_path, monkeypatch, capsys) -> None:
+    _untied_lm(monkeypatch)
+    out = tmp_path / "aligned"
+    assert main(["origins", *TINY, "--compare-lm", "x", "--alignment", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    summary = data["lm_alignment"]["summary"]
+    assert data["lm_alignment"]["scored"] and data["lm_alignment"]["concepts"] == [
+        "comparative", "gender"]
+    assert summary["matched_euclid_mean"] > 0.8 and summary["p_value_euclid"] < 0.05
+    assert "embedding-unembedding alignment of matched concepts" in capsys.readouterr().out
+    _untied_lm(monkeypatch, aligned=False)  # e's offsets belong to other dimensions
+    other = tmp_path / "unaligned"
+    assert main(["origins", *TINY, "--compare-lm", "x", "--alignment", "--out", str(other)]) == 0
+    summary = json.loads((other / "results.json").read_text())["lm_alignment"]["summary"]
+    assert summary["matched_euclid_mean"] < 0.5 and summary["p_value_euclid"] > 0.05
+
+
+def test_alignment_on_a_tied_lm_is_degenerate(tmp_path, monkeypatch, capsys) -> None:
+    _untied_lm(monkeypatch, tied=True)
+    assert main(["origins", *TINY, "--compare-lm", "x", "--alignment", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "results.json").read_text())["lm_alignment"]
+    assert not record["scored"] and "tied" in record["degenerate"]
+    assert "alignment not scored (tied embeddings" in capsys.readouterr().out
+
+
+def test_alignment_without_an_lm_is_refused_before_training(tmp_path, capsys) -> None:
+    assert main(["origins", *NO_LM, "--alignment", "--out", str(tmp_path / "x")]) == 2
+    assert "--alignment measures the --compare-lm model" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

@@ -102,6 +102,21 @@ def register(subparsers: Any) -> None:
         help="concept pairs for --compare-lm: google-analogy (gensim's questions-words.txt, "
         "the default) or a TSV/JSONL pairs file",
     )
+    lm.add_argument(
+        "--alignment",
+        action="store_true",
+        help="also measure the alignment of each concept's input-embedding and unembedding "
+        "directions in the --compare-lm model (Jiang et al.; an untied model: a run folder, "
+        "word2vec/PPMI word vs context vectors, or an HF LM; a tied model is reported as "
+        "degenerate, not scored)",
+    )
+    lm.add_argument(
+        "--null-pool",
+        choices=("vocabulary", "concept-words"),
+        default="vocabulary",
+        help="random token pairs of --alignment's null: the whole vocabulary (default) or "
+        "the concept pairs' own words",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -129,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     # every input is checked before the (slow) LM comparison and training start
+    if args.alignment and args.no_compare_lm:
+        raise ConvergentError("--alignment measures the --compare-lm model: drop --no-compare-lm")
     if args.sweep:
         if args.lr is not None:
             raise ConvergentError("--lr does not apply to --sweep: each optimizer uses its default")
@@ -147,7 +164,7 @@ def _run(args: argparse.Namespace, out: Path, sim: Any, config: Any, dims: list[
     from convergent.origins import figures
 
     progress = not args.no_progress
-    lm = _compare_lm(args)
+    lm, alignment = _compare_lm(args)
     if args.sweep:
         from convergent.origins.sweep import run_sweep
 
@@ -159,22 +176,19 @@ def _run(args: argparse.Namespace, out: Path, sim: Any, config: Any, dims: list[
             out,
             progress=progress,
         )
-        data = result.to_dict()
-        if lm is not None:
-            data["lm"] = lm.to_dict()
+        data = {**result.to_dict(), **_lm_records(lm, alignment)}
         with staged_folder(out) as stage:
             write_json_atomic(stage / "sweep.json", data)
             _save_figure(figures.sweep_figure(result.records, lm), stage / "sweep.png")
         print(_sweep_table(result.records))
+        _print_alignment(alignment)
         print(f"wrote {out / 'sweep.json'} and {out / 'sweep.png'}")
         return 0
     from convergent.origins.state import clear_state
     from convergent.origins.training import train
 
     result_run = train(sim, config, state_dir=out, progress=progress)
-    data = result_run.to_dict()
-    if lm is not None:
-        data["lm"] = lm.to_dict()
+    data = {**result_run.to_dict(), **_lm_records(lm, alignment)}
     with staged_folder(out) as stage:
         _save_weights(result_run, stage / "weights.safetensors")
         write_json_atomic(stage / "results.json", data)
@@ -184,6 +198,7 @@ def _run(args: argparse.Namespace, out: Path, sim: Any, config: Any, dims: list[
     print(_run_line("simulation", data["final"]["summary"]))
     if lm is not None:
         print(_run_line(lm.source, data["lm"]["summary"]))
+    _print_alignment(alignment)
     print(f"wrote {out / 'results.json'}, {out / 'evolution.png'} and {out / 'cosines.png'}")
     return 0
 
@@ -223,8 +238,10 @@ def _floats(text: str, flag: str) -> float | list[float]:
     return values[0] if len(values) == 1 and flag == "--reveal" else values
 
 
-def _compare_lm(args: argparse.Namespace) -> Any:
-    """The LM comparison: explicit --compare-lm fails loudly, the implicit default skips."""
+def _compare_lm(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The LM comparison and, with --alignment, the LM's embedding-unembedding alignment
+    (each None when not measured): explicit --compare-lm fails loudly, the implicit default
+    skips with a note."""
     import sys
 
     from convergent.origins.real_lm import concept_pairs, lm_concept_geometry, open_unembedding
@@ -232,22 +249,64 @@ def _compare_lm(args: argparse.Namespace) -> Any:
     if args.no_compare_lm:
         if args.compare_lm:
             raise ConvergentError("--compare-lm and --no-compare-lm contradict each other")
-        return None
+        return None, None
     spec = args.compare_lm or DEFAULT_LM
     try:
         pairs = concept_pairs(args.pairs)
         values, tokens, name = open_unembedding(spec)
     except ConvergentError as err:
-        if args.compare_lm:
+        if args.compare_lm or args.alignment:
             raise
         print(f"convergent: note: no real-LM comparison ({err})", file=sys.stderr)
-        return None
+        return None, None
     result = lm_concept_geometry(
         values, tokens, pairs, source=name, seed=args.seed, meta={"pairs": args.pairs}
     )
     total_kept, total_dropped = sum(result.kept.values()), sum(result.dropped.values())
     print(f"{name}: kept {total_kept} single-token pairs, dropped {total_dropped}")
-    return result
+    return result, (_alignment(args, spec, pairs) if args.alignment else None)
+
+
+def _alignment(args: argparse.Namespace, spec: str, pairs: Any) -> Any:
+    from convergent.origins.alignment import embedding_alignment, open_embeddings
+
+    try:
+        e, g, tokens, name, tied = open_embeddings(spec)
+    except ConvergentError as err:
+        raise ConvergentError(f"--alignment {spec}: {err}") from None
+    return embedding_alignment(
+        e,
+        g,
+        tokens,
+        pairs,
+        source=name,
+        tied=tied,
+        seed=args.seed,
+        null_pool=args.null_pool,
+        meta={"pairs": args.pairs},
+    )
+
+
+def _lm_records(lm: Any, alignment: Any) -> dict[str, Any]:
+    """results.json's ``lm`` and ``lm_alignment`` entries (each only when measured)."""
+    records = {} if lm is None else {"lm": lm.to_dict()}
+    return records if alignment is None else {**records, "lm_alignment": alignment.to_dict()}
+
+
+def _print_alignment(alignment: Any) -> None:
+    if alignment is None:
+        return
+    if alignment.degenerate:
+        print(f"{alignment.source}: alignment not scored ({alignment.degenerate})")
+        return
+    s = alignment.summary()
+    print(
+        f"{alignment.source}: embedding-unembedding alignment of matched concepts "
+        f"{s['matched_euclid_mean']:.3f} (causal {s['matched_causal_mean']:.3f}), "
+        f"unmatched |cos| {s['unmatched_euclid_mean_abs']:.3f}, random-pair null "
+        f"{s['null_euclid_mean']:.3f}, p = {s['p_value_euclid']:.3f}; within-concept "
+        f"cos e {s['within_embed_mean']:.3f} / g {s['within_unembed_mean']:.3f}"
+    )
 
 
 def _save_weights(run: Any, path: Path) -> None:
