@@ -30,7 +30,12 @@ from typing import Any
 from convergent.errors import ConvergentError
 from convergent.experiments.spec import ExperimentSpec, parse_spec
 from convergent.train.config import ModelConfig
-from convergent.train.presets import PAPER_ADDITION_BATCH, PAPER_ADDITION_LR, PAPER_ADDITION_MODEL
+from convergent.train.presets import (
+    PAPER_3DIGIT_TOKENS,
+    PAPER_ADDITION_BATCH,
+    PAPER_ADDITION_LR,
+    PAPER_ADDITION_MODEL,
+)
 
 PRESETS = ("quick", "paper")
 PERTURBATIONS = ["none", "context-2", "isolate-1", "swap", "unigram"]
@@ -124,7 +129,6 @@ QUICK = _spec(
 )
 
 PAPER_CORPUS = "hf:HuggingFaceFW/fineweb-edu:sample-10BT"
-PAPER_3DIGIT_TOKENS = 3_000_000_000  # the paper's 3-digit runs: Muon by ~0.4B, AdamW groks late
 
 PAPER = _spec(
     "paper",

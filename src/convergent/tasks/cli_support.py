@@ -13,9 +13,6 @@ from typing import Any
 TASKS = ("addition",)
 PRESETS = ("quick", "paper")
 ANSWER_ORDERS = ("lsb", "msb")
-# The paper's 3-digit budget: 3B tokens (Muon generalizes by ~0.4B, AdamW groks at 1.6-2B);
-# with the preset's 20 checkpoints, one every 0.15B.
-PAPER_SINGLE_TOKENS = 3_000_000_000
 ANSWER_HELP = ("addition: the answer format: 'whole' (the sum as one token, ids up to "
                "2*(10**chunk-1): the paper's single-token control) or 'carry-mod' (a carry "
                "token, then each chunk (a_i + b_i + carry_i) mod 10**chunk)")
@@ -195,6 +192,7 @@ def repro_config(args: argparse.Namespace):
     from convergent.errors import ConvergentError
     from convergent.tasks.experiment import ReproConfig, settings_for, with_changes
     from convergent.train.presets import (
+        PAPER_3DIGIT_TOKENS,
         PAPER_ADDITION_BATCH,
         PAPER_ADDITION_LR,
         PAPER_ADDITION_MODEL,
@@ -204,7 +202,7 @@ def repro_config(args: argparse.Namespace):
     if args.preset == "paper":  # the models and batches of reproduce --preset paper
         base = replace(base, model=PAPER_ADDITION_MODEL, steps=20_000,
                        batch_size=PAPER_ADDITION_BATCH, lr=PAPER_ADDITION_LR, seeds=(0, 1, 2),
-                       checkpoints=20, single_tokens=PAPER_SINGLE_TOKENS)
+                       checkpoints=20, single_tokens=PAPER_3DIGIT_TOKENS)
     if args.steps is not None:  # --steps sets every run's length
         base = replace(base, single_tokens=0)
     model = base.model
@@ -236,7 +234,7 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
         plot_addition,
         plot_addition_dynamics,
     )
-    from convergent.tasks.experiment import PAPER_KAPPA, reproduce_addition
+    from convergent.tasks.experiment import reproduce_addition
 
     config = repro_config(args)
     out: Path = args.out
@@ -248,10 +246,11 @@ def run_reproduce_addition(args: argparse.Namespace) -> int:
     data = result.to_dict()
     write_json_atomic(out / "results.json", data)
     entries = [r.entry for r in result.runs]
-    labels = list(dict.fromkeys(s.paper_label for s in config.settings))
-    notes = {label: "every 3-digit run: |kappa| <= 15" for label in labels
-             if label.startswith("3-digit")}
-    plot_addition(entries, paper_entries(PAPER_KAPPA, labels, notes),
+    paper = {s["paper_setting"]: s for s in data["summary"].values() if s["paper_row"]}
+    plot_addition(entries, paper_entries(
+        {label: s["paper_kappa"] for label, s in paper.items()}, list(paper),
+        {label: s["paper_note"].removeprefix("paper: ") for label, s in paper.items()
+         if s["paper_note"]}),
                   [out / "addition.png", out / "addition.svg"])
     plot_addition_dynamics([r.to_dict() for r in result.runs],
                            [out / "dynamics.png", out / "dynamics.svg"])
@@ -271,5 +270,5 @@ def print_summary(summary: dict[str, dict[str, Any]]) -> None:
         chance = "/".join(f"{null[t]['mean']:.0f}+-{null[t]['std']:.0f}" for t in
                           ("2", "4", "5", "10")) if null else "-"
         paper = "/".join(f"{s['paper_kappa'][t]:.0f}" for t in ("2", "4", "5", "10")) \
-            if s["paper_kappa"] else "|kappa| <= 15"
+            if s["paper_kappa"] else (s["paper_note"] or "-").removeprefix("paper: ")
         print(f"{label:<{width}} {s['test_exact_match']['mean']:8.1f} {kap}   {chance:<35} {paper}")

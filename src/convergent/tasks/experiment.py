@@ -23,17 +23,12 @@ import numpy as np
 from convergent.errors import ConvergentError
 from convergent.locking import folder_lock
 from convergent.provenance import versions
+from convergent.reference.paper import Setting as PaperSetting
+from convergent.reference.paper import published
 from convergent.tasks.addition import AdditionTask, check_answer_format
 from convergent.tasks.dataset import SplitConfig
 from convergent.train.config import ModelConfig, TrainConfig
 
-# Cohen's kappa (%) read off the paper's addition figure (mod 2 / 4 / 5 / 10), and its
-# statement about every 3-digit run (reference: ../shared/reference/convergent-evolution.md).
-PAPER_KAPPA = {
-    "9-digit Muon": {2: 99.7, 4: 59.4, 5: 100.0, 10: 100.0},
-    "9-digit AdamW": {2: 100.0, 4: 53.6, 5: 100.0, 10: 100.0},
-}
-PAPER_3DIGIT_BOUND = 15.0
 KEY_PERIODS = (2, 5, 10)
 
 
@@ -171,6 +166,26 @@ class RunSummary:
         return entry
 
 
+def paper_kappa(setting: Setting) -> dict[str, Any]:
+    """The paper's kappa for the paper setting ``setting`` scales, from
+    :mod:`convergent.reference`: ``paper_kappa`` (T -> published value), ``paper_note`` (a
+    bound the paper states in words, or why there is no value) and ``paper_row``.
+
+    Chunk-2 runs are compared with the chunk-3 row they scale down; the carry-mod variant
+    is not the paper's single-token control and has no published value."""
+    multi = setting.role == "multi"
+    values = published(PaperSetting(
+        "addition", optimizer=setting.optimizer, digits=9 if multi else 3, chunk=3,
+        answer=None if multi else setting.answer))
+    kappa = {t: v for (measure, t), v in sorted(values.items()) if measure == "kappa"}
+    exact = {str(t): v.low for t, v in kappa.items() if v.exact}
+    bounds = sorted({v.text() for v in kappa.values() if not v.exact})
+    note = (f"paper: every 3-digit run has {bounds[0].replace('·', 'kappa')}" if bounds else
+            None if kappa else "no published value (the paper's control writes the whole sum)")
+    rows = sorted({v.row for v in kappa.values()})
+    return {"paper_kappa": exact, "paper_note": note, "paper_row": rows[0] if rows else None}
+
+
 @dataclass(frozen=True)
 class AdditionReproduction:
     """All runs plus a per-setting summary (mean and spread over seeds) and the paper's."""
@@ -200,11 +215,11 @@ class AdditionReproduction:
                     [r.dynamics[0]["periods"][str(t)]["kappa"] for r in runs]))
                     for t in periods},
                 "phi": {str(t): _stats(v) for t, v in phi.items()},
+                "spike": {str(t): _stats(np.array(
+                    [r.final["numbers"]["periods"][str(t)]["spike"] for r in runs]))
+                    for t in periods},
                 "paper_setting": setting.paper_label,
-                "paper_kappa": {str(t): v
-                                for t, v in PAPER_KAPPA.get(setting.paper_label, {}).items()},
-                "paper_note": None if setting.role == "multi" else
-                f"paper: every 3-digit run has |kappa| <= {PAPER_3DIGIT_BOUND:.0f}",
+                **paper_kappa(setting),
             }
         return out
 

@@ -53,6 +53,9 @@ PAPER_ADDITION_MODEL = ModelConfig(d_model=1024, n_layers=12, n_heads=16, head_d
                                    tie_embeddings=True)
 PAPER_ADDITION_BATCH = 512
 PAPER_ADDITION_LR = 1e-3
+# The paper's 3-digit single-token runs: 3B tokens (Muon generalizes by ~0.4B, AdamW
+# groks at 1.6-2B).
+PAPER_3DIGIT_TOKENS = 3_000_000_000
 
 
 def _paper(arch: str) -> TrainConfig:
