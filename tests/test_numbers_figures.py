@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from convergent.numbers import analyze_numbers
-from convergent.report.dynamics import plot_dynamics
+from convergent.report.dynamics import dynamics_panels, plot_dynamics
 from convergent.report.numbers import (
     eigenvalue_table,
     magnitude_norm,
@@ -51,14 +51,21 @@ def test_numbers_figure_and_peak_lines(tmp_path):
     assert lines[0].split()[1] == "0.200" and "T=5" in lines[0]
 
 
-def test_dynamics_shows_accuracy_beside_kappa_when_the_points_carry_it(tmp_path):
+def test_dynamics_shows_spike_and_accuracy_beside_kappa_when_the_points_carry_them(tmp_path):
     import matplotlib.image
 
-    def points(with_accuracy):
+    def points(*extra):
+        values = {"accuracy": 50.0, "spike": 1.2}
         return [{"tokens": k * 1000, "periods": {str(t): {"phi": 1.0 + k, "kappa": 10.0 * k}
-                 | ({"accuracy": 50.0 + k} if with_accuracy else {}) for t in (2, 5)}}
+                 | {key: values[key] + k for key in extra} for t in (2, 5)}}
                 for k in range(3)]
 
-    wide = plot_dynamics(points(True), [tmp_path / "a.png"])[0]
-    narrow = plot_dynamics(points(False), [tmp_path / "b.png"])[0]
+    assert [p.key for p in dynamics_panels(points())] == ["phi", "kappa"]
+    assert [p.key for p in dynamics_panels(points("accuracy"))] == ["phi", "accuracy", "kappa"]
+    assert [p.key for p in dynamics_panels(points("accuracy", "spike"))] == [
+        "phi", "spike", "accuracy", "kappa"]
+    wide = plot_dynamics(points("accuracy"), [tmp_path / "a.png"])[0]
+    narrow = plot_dynamics(points(), [tmp_path / "b.png"])[0]
+    square = plot_dynamics(points("accuracy", "spike"), [tmp_path / "c.png"])[0]
     assert matplotlib.image.imread(wide).shape[1] > 1.3 * matplotlib.image.imread(narrow).shape[1]
+    assert matplotlib.image.imread(square).shape[0] > 1.6 * matplotlib.image.imread(wide).shape[0]
