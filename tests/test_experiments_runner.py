@@ -196,7 +196,8 @@ def keys(spec: Path) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_workers_and_records_every_job(tmp_path, corpus, capsys, sig):
-    spec = long_spec(tmp_path, corpus, quick=True)
+    # far more steps than can finish before the signal (on an idle machine 2000 could)
+    spec = long_spec(tmp_path, corpus, steps=200_000, quick=True)
     out = tmp_path / "out"
     runner = start_runner(spec, out, workers=2)
     train = job_dir(out, keys(spec)["train"])
