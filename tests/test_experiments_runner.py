@@ -98,7 +98,7 @@ def test_failed_training_blocks_its_analysis_only(tmp_path, corpus, capsys):
 
 
 def test_killed_run_resumes_from_its_checkpoints(tmp_path, corpus):
-    train = {**tiny_train(corpus, tokens=8 * 16 * 60), "checkpoint_every": 8 * 16 * 20}
+    train = {**tiny_train(corpus, tokens=8 * 16 * 200), "checkpoint_every": 8 * 16 * 20}
     file = write_spec(tmp_path / "k.toml", {
         "experiment": {"name": "k"}, "train.g": {"set": train}})
     out = tmp_path / "out"
@@ -120,7 +120,7 @@ def test_killed_run_resumes_from_its_checkpoints(tmp_path, corpus):
     assert all(after[name] == mtime for name, mtime in kept.items())  # not redone
     assert (job_dir(out, key) / "log.txt").read_text().count("--- ") == 2
     record = json.loads((job_dir(out, key) / "record.json").read_text())
-    assert record["summary"]["steps"] == 60
+    assert record["summary"]["steps"] == 200
 
 
 def _wait_for(condition, timeout: float = 120.0):
@@ -231,7 +231,7 @@ def test_interrupt_stops_workers_and_records_every_job(tmp_path, corpus, capsys,
 
 @pytest.mark.slow
 def test_a_killed_runner_takes_its_workers_and_resumes_exactly(tmp_path, corpus):
-    spec = long_spec(tmp_path, corpus, steps=60)
+    spec = long_spec(tmp_path, corpus, steps=200)
     out = tmp_path / "out"
     runner = start_runner(spec, out)
     run = job_dir(out, keys(spec)["train"]) / "run"
