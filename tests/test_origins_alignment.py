@@ -108,6 +108,21 @@ def test_a_run_folder_gives_its_untied_embedding_and_unembedding(tmp_path, monke
              "b": [(words[4], words[5]), (words[6], words[7])]}
     result = embedding_alignment(e, g, tokens, pairs, tied=tied, draws=10)
     assert not result.degenerate and result.concepts == ("a", "b")
+    # the same run from the command line: its unembedding beside the simulation, aligned
+    import json
+
+    from convergent.cli import main
+
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("".join(f"{b}\t{t}\t{c}\n" for c, ps in pairs.items()
+                                  for b, t in ps))
+    out = tmp_path / "origins"
+    assert main(["origins", "--concepts", "3", "--dim", "4", "--steps", "20",
+                 "--checkpoints", "2", "--no-progress", "--compare-lm", str(tmp_path / "run"),
+                 "--pairs", str(pairs_file), "--alignment", "--out", str(out)]) == 0
+    data = json.loads((out / "results.json").read_text())
+    assert data["lm"]["source"] == "run" and data["lm_alignment"]["concepts"] == ["a", "b"]
+    assert data["lm_alignment"]["scored"]
 
 
 @pytest.mark.slow

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -192,17 +191,5 @@ def open_embeddings(spec: str) -> tuple[np.ndarray, np.ndarray, list[str], str, 
 def _run_embeddings(run: Any) -> tuple[np.ndarray, np.ndarray, list[str], str, bool]:
     """A neural run's ``embed``/``head`` weights, or a word2vec/PPMI run's word (``embed``)
     and context (``unembed``) vectors, with the token string of every row."""
-    from safetensors.numpy import load_file
-
-    folder = Path(run.chosen.path)
-    vocab = {index: token for token, index in run.tokenizer.get_vocab().items()}
-    if (folder / "vectors.safetensors").is_file():  # skip-gram / PPMI: word and context sides
-        tensors = load_file(str(folder / "vectors.safetensors"))
-        tokens = [vocab.get(int(t), "") for t in tensors["token_ids"]]
-        return (tensors["embed"].astype(np.float32), tensors["unembed"].astype(np.float32),
-                tokens, run.name, False)
-    tensors = load_file(str(folder / "model.safetensors"))
-    tied = bool(run.config.get("model", {}).get("tie_embeddings", False))
-    e = tensors["embed.weight"].astype(np.float32)
-    g = tensors.get("head.weight", tensors["embed.weight"]).astype(np.float32)
-    return e, g, [vocab.get(i, "") for i in range(g.shape[0])], run.name, tied
+    e, g, tokens, tied = run.embeddings()
+    return e.astype(np.float32), g.astype(np.float32), tokens, run.name, tied

@@ -117,6 +117,19 @@ class CheckpointSource:
                                       meta=self._meta(tied, key, values)))
         return out
 
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+        """Input and output embedding [rows, d] (word and context vectors for word2vec and
+        PPMI), each row's token string, and whether the two are tied."""
+        vocab = {index: token for token, index in self.tokenizer.get_vocab().items()}
+        if self.classical:
+            embed, row_of, _, _ = self._classical("embed")
+            unembed = self._classical("unembed")[0]
+            ids = sorted(row_of, key=row_of.__getitem__)
+            return embed, unembed, [vocab.get(t, "") for t in ids], False
+        embed, tied, _ = self._neural("embed")
+        unembed = self._neural("unembed")[0]
+        return embed, unembed, [vocab.get(i, "") for i in range(unembed.shape[0])], tied
+
     def _meta(self, tied: bool, tensor: str, values: np.ndarray) -> dict[str, Any]:
         return {"kind": "run", "arch": self.config.get("arch"), "step": self.step,
                 "tokens": self.tokens, "tied": tied, "tensor": tensor,
@@ -193,6 +206,17 @@ class RunSource:
         self, numbers: Sequence[int], sites: Sequence[str] = ("embed",)
     ) -> list[Representation]:
         return self._source(self.chosen, self.name).number_representations(numbers, sites)
+
+
+    def embeddings(self) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
+        """The chosen checkpoint's :meth:`CheckpointSource.embeddings`."""
+        return self._source(self.chosen, self.name).embeddings()
+
+    def unembedding(self) -> tuple[np.ndarray, list[str]]:
+        """Rows of the output embedding [rows, d] (context vectors for word2vec and PPMI) and
+        each row's token string, as :class:`~convergent.sources.hf.HFSource` gives them."""
+        _, unembed, tokens, _ = self.embeddings()
+        return unembed, tokens
 
 
 def open_run(spec: str, **options: Any) -> RunSource:
