@@ -186,7 +186,14 @@ def start_runner(spec: Path, out: Path, workers: int = 1) -> subprocess.Popen:
     command = [str(Path(sys.executable).parent / "convergent"), "run", str(spec), "--out",
                str(out), "--workers", str(workers), "--no-progress"]
     return subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_as_in_a_terminal)
+
+
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a terminal delivers it: a shell without job control (``make test &``, a
+    CI script) starts background commands with SIGINT ignored, and Python then keeps it
+    ignored, so the runner under test would never see the signal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def keys(spec: Path) -> dict[str, str]:
