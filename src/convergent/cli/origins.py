@@ -253,38 +253,44 @@ def _compare_lm(args: argparse.Namespace) -> tuple[Any, Any]:
     spec = args.compare_lm or DEFAULT_LM
     try:
         pairs = concept_pairs(args.pairs)
-        values, tokens, name = open_unembedding(spec)
+        if args.alignment:  # both matrices, read once: the unembedding serves both measures
+            embedding, values, tokens, name, tied = _open_embeddings(spec)
+        else:
+            values, tokens, name = open_unembedding(spec)
     except ConvergentError as err:
         if args.compare_lm or args.alignment:
             raise
         print(f"convergent: note: no real-LM comparison ({err})", file=sys.stderr)
         return None, None
-    result = lm_concept_geometry(
-        values, tokens, pairs, source=name, seed=args.seed, meta={"pairs": args.pairs}
-    )
+    meta = {"pairs": args.pairs}
+    result = lm_concept_geometry(values, tokens, pairs, source=name, seed=args.seed, meta=meta)
     total_kept, total_dropped = sum(result.kept.values()), sum(result.dropped.values())
     print(f"{name}: kept {total_kept} single-token pairs, dropped {total_dropped}")
-    return result, (_alignment(args, spec, pairs) if args.alignment else None)
+    if not args.alignment:
+        return result, None
+    from convergent.origins.alignment import embedding_alignment
 
-
-def _alignment(args: argparse.Namespace, spec: str, pairs: Any) -> Any:
-    from convergent.origins.alignment import embedding_alignment, open_embeddings
-
-    try:
-        e, g, tokens, name, tied = open_embeddings(spec)
-    except ConvergentError as err:
-        raise ConvergentError(f"--alignment {spec}: {err}") from None
-    return embedding_alignment(
-        e,
-        g,
+    alignment = embedding_alignment(
+        embedding,
+        values,
         tokens,
         pairs,
         source=name,
         tied=tied,
         seed=args.seed,
         null_pool=args.null_pool,
-        meta={"pairs": args.pairs},
+        meta=meta,
     )
+    return result, alignment
+
+
+def _open_embeddings(spec: str) -> tuple[Any, Any, list[str], str, bool]:
+    from convergent.origins.alignment import open_embeddings
+
+    try:
+        return open_embeddings(spec)
+    except ConvergentError as err:
+        raise ConvergentError(f"--alignment {spec}: {err}") from None
 
 
 def _lm_records(lm: Any, alignment: Any) -> dict[str, Any]:

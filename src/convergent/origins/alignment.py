@@ -172,8 +172,9 @@ def open_embeddings(spec: str) -> tuple[np.ndarray, np.ndarray, list[str], str, 
     from convergent.sources.trained import RunSource
 
     source = open_source(spec)
-    if isinstance(source, RunSource):
-        return _run_embeddings(source)
+    if isinstance(source, RunSource):  # neural weights, or word2vec/PPMI word and context
+        e, g, tokens, tied = source.embeddings()
+        return e.astype(np.float32), g.astype(np.float32), tokens, source.name, tied
     if isinstance(source, HFSource):
         model, tokenizer = source.load_model()
         out = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -186,10 +187,3 @@ def open_embeddings(spec: str) -> tuple[np.ndarray, np.ndarray, list[str], str, 
         return e, g, [str(t) for t in tokens], source.name, source.tied_embeddings()
     raise ConvergentError(f"{spec}: not a language model with an embedding and an "
                           "unembedding (use a run folder, hf:DIR or smollm2-135m)")
-
-
-def _run_embeddings(run: Any) -> tuple[np.ndarray, np.ndarray, list[str], str, bool]:
-    """A neural run's ``embed``/``head`` weights, or a word2vec/PPMI run's word (``embed``)
-    and context (``unembed``) vectors, with the token string of every row."""
-    e, g, tokens, tied = run.embeddings()
-    return e.astype(np.float32), g.astype(np.float32), tokens, run.name, tied

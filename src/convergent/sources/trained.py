@@ -120,15 +120,20 @@ class CheckpointSource:
     def embeddings(self) -> tuple[np.ndarray, np.ndarray, list[str], bool]:
         """Input and output embedding [rows, d] (word and context vectors for word2vec and
         PPMI), each row's token string, and whether the two are tied."""
+        embed, _, tied = self.matrix("embed")
+        unembed, tokens, _ = self.matrix("unembed")
+        return embed, unembed, tokens, tied
+
+    def matrix(self, site: str) -> tuple[np.ndarray, list[str], bool]:
+        """The whole ``embed`` or ``unembed`` matrix [rows, d], each row's token string, and
+        whether the run ties the two."""
         vocab = {index: token for token, index in self.tokenizer.get_vocab().items()}
         if self.classical:
-            embed, row_of, _, _ = self._classical("embed")
-            unembed = self._classical("unembed")[0]
+            values, row_of, tied, _ = self._classical(site)
             ids = sorted(row_of, key=row_of.__getitem__)
-            return embed, unembed, [vocab.get(t, "") for t in ids], False
-        embed, tied, _ = self._neural("embed")
-        unembed = self._neural("unembed")[0]
-        return embed, unembed, [vocab.get(i, "") for i in range(unembed.shape[0])], tied
+            return values, [vocab.get(t, "") for t in ids], tied
+        values, tied, _ = self._neural(site)
+        return values, [vocab.get(i, "") for i in range(values.shape[0])], tied
 
     def _meta(self, tied: bool, tensor: str, values: np.ndarray) -> dict[str, Any]:
         return {"kind": "run", "arch": self.config.get("arch"), "step": self.step,
@@ -215,7 +220,7 @@ class RunSource:
     def unembedding(self) -> tuple[np.ndarray, list[str]]:
         """Rows of the output embedding [rows, d] (context vectors for word2vec and PPMI) and
         each row's token string, as :class:`~convergent.sources.hf.HFSource` gives them."""
-        _, unembed, tokens, _ = self.embeddings()
+        unembed, tokens, _ = self._source(self.chosen, self.name).matrix("unembed")
         return unembed, tokens
 
 
